@@ -1,0 +1,77 @@
+/**
+ * Launching davit itself (the monitor mode, helper modes) in either of its two forms: the compiled executable, or
+ * `deno run main.ts` during development and tests. This is the one place that knows the difference.
+ * @module
+ */
+
+/** Permissions the binary needs; `deno task compile` bakes the same list in. */
+export const PERMISSION_FLAGS = [
+  "--allow-read",
+  "--allow-write",
+  "--allow-net",
+  "--allow-run",
+  "--allow-env",
+  "--allow-ffi",
+  "--allow-sys",
+] as const;
+
+/** How this process was started. */
+export interface SelfForm {
+  /** True for a `deno compile` executable. */
+  compiled: boolean;
+  /** The executable to run. */
+  execPath: string;
+  /** Arguments that go before davit's own (empty when compiled). */
+  prefix: string[];
+}
+
+/**
+ * Works out how to start this program again. A compiled binary runs its embedded main module, so it is launched
+ * directly; under `deno run` the same Deno runs main.ts with the same config file and permissions.
+ */
+export function selfForm(mainModule: string = Deno.mainModule, execPath: string = Deno.execPath()): SelfForm {
+  // A compiled executable serves its embedded modules from a virtual file system rooted in a temporary
+  // "deno-compile-" directory, and is not itself called deno.
+  const base = execPath.slice(execPath.lastIndexOf("/") + 1);
+  const compiled = mainModule.includes("/deno-compile-") || !base.startsWith("deno");
+  if (compiled) return { compiled: true, execPath, prefix: [] };
+  const mainUrl = new URL(mainModule);
+  const configUrl = new URL("deno.json", mainModule);
+  const prefix = ["run", "--quiet", "--no-prompt", ...PERMISSION_FLAGS];
+  try {
+    Deno.statSync(configUrl);
+    prefix.push("--config", configUrl.pathname);
+  } catch {
+    // no config beside main.ts: the launched process finds its own
+  }
+  prefix.push(mainUrl.pathname);
+  return { compiled: false, execPath, prefix };
+}
+
+/** Options for {@link selfCommand}. */
+export interface SelfCommandOptions {
+  env?: Record<string, string>;
+  clearEnv?: boolean;
+  cwd?: string;
+  stdin?: "piped" | "inherit" | "null";
+  stdout?: "piped" | "inherit" | "null";
+  stderr?: "piped" | "inherit" | "null";
+  /** Start in a new session (setsid) so it survives the parent; Deno exposes this as `detached`. */
+  detached?: boolean;
+  signal?: AbortSignal;
+}
+
+/** A `Deno.Command` that runs davit with `args`, in whichever form this process runs. */
+export function selfCommand(args: string[], opts: SelfCommandOptions = {}): Deno.Command {
+  const form = selfForm();
+  const options: Deno.CommandOptions = { args: [...form.prefix, ...args] };
+  if (opts.env) options.env = opts.env;
+  if (opts.clearEnv) options.clearEnv = opts.clearEnv;
+  if (opts.cwd) options.cwd = opts.cwd;
+  if (opts.stdin) options.stdin = opts.stdin;
+  if (opts.stdout) options.stdout = opts.stdout;
+  if (opts.stderr) options.stderr = opts.stderr;
+  if (opts.detached) options.detached = opts.detached;
+  if (opts.signal) options.signal = opts.signal;
+  return new Deno.Command(form.execPath, options);
+}
