@@ -34,7 +34,10 @@ type ErrorClass = abstract new (...args: any[]) => Error;
 
 function check(err: unknown, cls?: ErrorClass, includes?: string): Error {
   if (!(err instanceof Error)) nodeAssert.fail(`expected an Error to be thrown, got ${String(err)}`);
-  if (cls && !(err instanceof cls)) nodeAssert.fail(`expected ${cls.name}, got ${err.constructor.name}: ${err.message}`);
+  if (cls && !(err instanceof cls)) {
+    const e: Error = err;
+    nodeAssert.fail(`expected ${cls.name}, got ${e.constructor.name}: ${e.message}`);
+  }
   if (includes !== undefined && !err.message.includes(includes)) {
     nodeAssert.fail(`expected error message to include ${JSON.stringify(includes)}, got ${JSON.stringify(err.message)}`);
   }
