@@ -71,7 +71,10 @@ interface CancellableCall {
 
 function callContext(method: string, call: CancellableCall, log: Logger): { ctx: CallContext; done: () => void } {
   const controller = new AbortController();
-  const onCancel = () => controller.abort(new DavitError("DeadlineExceeded", `${method}: the client cancelled the call or its deadline passed`));
+  const onCancel = () =>
+    controller.abort(
+      new DavitError("DeadlineExceeded", `${method}: the client cancelled the call or its deadline passed`),
+    );
   call.on("cancelled", onCancel);
   const ctx: CallContext = { method, signal: controller.signal, log };
   const deadline = call.getDeadline();
@@ -130,7 +133,12 @@ export class CriGrpcServer {
     const code = statusFor(err);
     let message = errorMessage(err);
     if (this.#opts.redact) message = this.#opts.redact(message, req);
-    const fields = { method, code: grpc.status[code], duration_ms: (performance.now() - started).toFixed(2), error: message };
+    const fields = {
+      method,
+      code: grpc.status[code],
+      duration_ms: (performance.now() - started).toFixed(2),
+      error: message,
+    };
     if (code === grpc.status.INTERNAL) this.#opts.log.error("rpc failed", fields);
     else this.#opts.log.debug("rpc failed", fields);
     const e = new Error(message) as grpc.ServiceError;
@@ -177,7 +185,7 @@ export class CriGrpcServer {
         this.#opts.log.debug("rpc", { method, messages: count, duration_ms: (performance.now() - started).toFixed(2) });
         call.end();
       } catch (err) {
-        call.destroy(this.#fail(method, err, call.request, started));
+        call.emit("error", this.#fail(method, err, call.request, started));
       } finally {
         done();
         this.#inFlight--;
@@ -189,8 +197,9 @@ export class CriGrpcServer {
   bind(socketPath: string): Promise<void> {
     return new Promise((resolve, reject) => {
       this.#server.bindAsync(`unix://${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) => {
-        if (err) reject(new DavitError("Unavailable", `Cannot listen on ${socketPath}: ${err.message}`, { cause: err }));
-        else resolve();
+        if (err) {
+          reject(new DavitError("Unavailable", `Cannot listen on ${socketPath}: ${err.message}`, { cause: err }));
+        } else resolve();
       });
     });
   }

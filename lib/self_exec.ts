@@ -27,9 +27,13 @@ export interface SelfForm {
 
 /**
  * Works out how to start this program again. A compiled binary runs its embedded main module, so it is launched
- * directly; under `deno run` the same Deno runs main.ts with the same config file and permissions.
+ * directly; otherwise (`deno run main.ts`, or `deno test`, whose main module is a test file) the same Deno runs
+ * main.ts, found beside this module's folder, with the same config file and permissions.
  */
-export function selfForm(mainModule: string = Deno.mainModule, execPath: string = Deno.execPath()): SelfForm {
+export function selfForm(
+  mainModule: string = new URL("../main.ts", import.meta.url).href,
+  execPath: string = Deno.execPath(),
+): SelfForm {
   // A compiled executable serves its embedded modules from a virtual file system rooted in a temporary
   // "deno-compile-" directory, and is not itself called deno.
   const base = execPath.slice(execPath.lastIndexOf("/") + 1);

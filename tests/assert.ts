@@ -7,27 +7,29 @@ import nodeAssert from "node:assert/strict";
 
 /** Fails unless `value` is truthy. */
 export function assert(value: unknown, message?: string): asserts value {
-  nodeAssert.ok(value, message);
+  nodeAssert.ok(value, message as string);
 }
 
 /** Deep, strict equality. */
 export function assertEquals<T>(actual: T, expected: T, message?: string): void {
-  nodeAssert.deepStrictEqual(actual, expected, message);
+  nodeAssert.deepStrictEqual(actual, expected, message as string);
 }
 
 /** Deep, strict inequality. */
 export function assertNotEquals<T>(actual: T, expected: T, message?: string): void {
-  nodeAssert.notDeepStrictEqual(actual, expected, message);
+  nodeAssert.notDeepStrictEqual(actual, expected, message as string);
 }
 
 /** Fails unless `text` contains `part`. */
 export function assertStringIncludes(text: string, part: string, message?: string): void {
-  if (!text.includes(part)) nodeAssert.fail(message ?? `expected ${JSON.stringify(text)} to include ${JSON.stringify(part)}`);
+  if (!text.includes(part)) {
+    nodeAssert.fail(message ?? `expected ${JSON.stringify(text)} to include ${JSON.stringify(part)}`);
+  }
 }
 
 /** Fails unless `text` matches `re`. */
 export function assertMatch(text: string, re: RegExp, message?: string): void {
-  nodeAssert.match(text, re, message);
+  nodeAssert.match(text, re, message as string);
 }
 
 type ErrorClass = abstract new (...args: any[]) => Error;
@@ -39,7 +41,9 @@ function check(err: unknown, cls?: ErrorClass, includes?: string): Error {
     nodeAssert.fail(`expected ${cls.name}, got ${e.constructor.name}: ${e.message}`);
   }
   if (includes !== undefined && !err.message.includes(includes)) {
-    nodeAssert.fail(`expected error message to include ${JSON.stringify(includes)}, got ${JSON.stringify(err.message)}`);
+    nodeAssert.fail(
+      `expected error message to include ${JSON.stringify(includes)}, got ${JSON.stringify(err.message)}`,
+    );
   }
   return err;
 }

@@ -1,0 +1,185 @@
+/**
+ * The daemon's life: takes the root's lock, opens the database, serves CRI on the public socket and shuts down
+ * cleanly. Everything a handler needs from the daemon (config, database, runtime handlers) is reached through it.
+ * @module
+ */
+import type { DatabaseSync } from "node:sqlite";
+import { type Config, reloadableDiff } from "../lib/config.ts";
+import { errorMessage, FailedPrecondition } from "../lib/errors.ts";
+import { configureLogging, type Logger, logger } from "../lib/log.ts";
+import type { RuntimeHandlerConfig } from "../runtime/mod.ts";
+import { DAEMON_MIGRATIONS, openDatabase } from "../storage/db.ts";
+import { CriGrpcServer, type Handlers } from "./grpc_server.ts";
+import { runtimeConfig } from "./runtime_config.ts";
+import { claimSocketPath, ensureDir, parentDir } from "./socket.ts";
+import { status } from "./status.ts";
+import { version } from "./version.ts";
+
+/** Options for {@link Daemon.start}. */
+export interface DaemonOptions {
+  config: Config;
+  /** Re-reads configuration from the same sources (SIGHUP). */
+  reload?: () => Promise<Config>;
+  /** How long in-flight calls may run on at shutdown. */
+  shutdownGraceMs?: number;
+}
+
+/** A running davit daemon. */
+export class Daemon {
+  #config: Config;
+  readonly #opts: DaemonOptions;
+  readonly log: Logger = logger("daemon");
+  #lock: Deno.FsFile | undefined;
+  #db: DatabaseSync | undefined;
+  #server?: CriGrpcServer;
+  #socketPath = "";
+  #stopping?: Promise<void>;
+
+  private constructor(opts: DaemonOptions) {
+    this.#opts = opts;
+    this.#config = opts.config;
+  }
+
+  /** The effective configuration. */
+  get config(): Config {
+    return this.#config;
+  }
+
+  /** The metadata database (open while the daemon runs). */
+  get db(): DatabaseSync {
+    if (!this.#db) throw new FailedPrecondition("the database is not open");
+    return this.#db;
+  }
+
+  /** Every configured runtime handler. */
+  runtimeHandlers(): RuntimeHandlerConfig[] {
+    return Object.entries(this.#config.davit.runtime.runtimes).map(([name, r]) => ({
+      name,
+      runtimePath: r.runtime_path,
+      runtimeRoot: r.runtime_root,
+      runtimeType: r.runtime_type,
+    }));
+  }
+
+  /** One runtime handler by name, or undefined. */
+  runtimeHandler(name: string): RuntimeHandlerConfig | undefined {
+    return this.runtimeHandlers().find((h) => h.name === name);
+  }
+
+  /** Starts a daemon; on any failure everything already taken (lock, database, sockets) is released. */
+  static async start(opts: DaemonOptions): Promise<Daemon> {
+    const d = new Daemon(opts);
+    try {
+      await d.#start();
+    } catch (err) {
+      await d.#server?.shutdown(0);
+      await d.#release();
+      throw err;
+    }
+    return d;
+  }
+
+  async #start(): Promise<void> {
+    const cfg = this.#config.davit;
+    await ensureDir(cfg.root, 0o711);
+    await ensureDir(cfg.runroot, 0o711);
+    await this.#takeLock(`${cfg.root}/davit.lock`);
+    this.#db = openDatabase(`${cfg.root}/davit.db`, { daemon: DAEMON_MIGRATIONS });
+    this.#db.prepare("INSERT OR REPLACE INTO daemon_meta (key, value) VALUES ('last_start', ?)").run(
+      new Date().toISOString(),
+    );
+
+    const handlers: Handlers = {
+      Version: version,
+      Status: status(this),
+      RuntimeConfig: runtimeConfig(this),
+    };
+    this.#server = new CriGrpcServer({
+      handlers,
+      log: logger("cri"),
+      maxRecvMessageSize: cfg.api.grpc_max_recv_msg_size,
+      maxSendMessageSize: cfg.api.grpc_max_send_msg_size,
+    });
+    const listen = cfg.api.listen;
+    await ensureDir(parentDir(listen), 0o755);
+    const claimed = await claimSocketPath(listen);
+    if (claimed === "stale") this.log.warn("replaced a stale socket left by an earlier daemon", { path: listen });
+    await this.#server.bind(listen);
+    this.#socketPath = listen;
+    await Deno.chmod(listen, 0o660);
+    this.log.info("serving CRI", { socket: listen, root: cfg.root, runroot: cfg.runroot });
+  }
+
+  async #takeLock(path: string): Promise<void> {
+    const file = await Deno.open(path, { create: true, read: true, write: true, mode: 0o600 });
+    let locked = false;
+    try {
+      locked = await file.tryLock(true);
+    } catch (err) {
+      file.close();
+      throw err;
+    }
+    if (!locked) {
+      const holder = await Deno.readTextFile(path).catch(() => "");
+      file.close();
+      throw new FailedPrecondition(
+        `another davit daemon already runs on root ${parentDir(path)} (lock ${path} is held` +
+          (holder.trim() ? ` by pid ${holder.trim()}` : "") + ")",
+      );
+    }
+    await file.truncate(0);
+    await file.write(new TextEncoder().encode(`${Deno.pid}\n`));
+    this.#lock = file;
+  }
+
+  /** Re-reads configuration and applies what can change at run time (the log level); logs every change. */
+  async reload(): Promise<void> {
+    if (!this.#opts.reload) return;
+    let next: Config;
+    try {
+      next = await this.#opts.reload();
+    } catch (err) {
+      this.log.error("configuration reload failed; keeping the running configuration", { error: errorMessage(err) });
+      return;
+    }
+    const changes = reloadableDiff(this.#config, next);
+    if (changes.length === 0) {
+      this.log.info("configuration reloaded: nothing changed");
+      return;
+    }
+    for (const c of changes) {
+      this.log.info(c.reloadable ? "configuration changed" : "configuration changed; takes effect after a restart", {
+        key: c.key,
+        from: c.from,
+        to: c.to,
+      });
+    }
+    const reloadable = { ...this.#config.davit, log_level: next.davit.log_level, log_format: next.davit.log_format };
+    this.#config = { ...this.#config, davit: reloadable };
+    configureLogging({ level: next.davit.log_level, format: next.davit.log_format });
+  }
+
+  /** Stops serving: no new calls, in-flight calls finish (bounded), then the database and socket are closed. */
+  stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      this.log.info("shutting down");
+      await this.#server?.shutdown(this.#opts.shutdownGraceMs ?? 10_000);
+      await this.#release();
+      this.log.info("stopped");
+    })();
+    return this.#stopping;
+  }
+
+  async #release(): Promise<void> {
+    if (this.#socketPath) {
+      await Deno.remove(this.#socketPath).catch(() => {});
+      this.#socketPath = "";
+    }
+    this.#db?.close();
+    this.#db = undefined;
+    if (this.#lock) {
+      this.#lock.close();
+      this.#lock = undefined;
+    }
+  }
+}

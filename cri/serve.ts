@@ -1,0 +1,67 @@
+/**
+ * `davit serve`: loads configuration (defaults < file < drop-ins < flags), starts the daemon, reloads on SIGHUP
+ * and shuts down on SIGTERM or SIGINT.
+ * @module
+ */
+import { type Config, describeFlags, loadConfig, parseConfigFlags } from "../lib/config.ts";
+import { errorMessage, InvalidArgument } from "../lib/errors.ts";
+import { configureLogging, logger } from "../lib/log.ts";
+import { Daemon } from "./daemon.ts";
+
+const HELP = `davit serve: run the CRI daemon
+
+Usage: davit [serve] [flags]
+
+Reads /etc/davit/davit.toml, then /etc/davit/davit.conf.d/*.toml, then these flags:
+`;
+
+/** Entry point of the serve mode. Returns the process exit code. */
+export async function main(args: string[]): Promise<number> {
+  if (args.includes("--help") || args.includes("-h")) {
+    console.log(HELP + describeFlags());
+    return 0;
+  }
+  const log = logger("serve");
+  let parsed: ReturnType<typeof parseConfigFlags>;
+  try {
+    parsed = parseConfigFlags(args);
+    if (parsed.rest.length) throw new InvalidArgument(`davit serve: unknown argument "${parsed.rest[0]}"`);
+  } catch (err) {
+    console.error(errorMessage(err));
+    return 2;
+  }
+  const load = async (): Promise<Config> =>
+    (await loadConfig({ ...parsed.configFiles, flags: parsed.overrides })).config;
+  let config: Config;
+  try {
+    const loaded = await loadConfig({ ...parsed.configFiles, flags: parsed.overrides });
+    config = loaded.config;
+    configureLogging({ level: config.davit.log_level, format: config.davit.log_format });
+    log.info("configuration loaded", {
+      sources: loaded.sources.length ? loaded.sources.join(",") : "built-in defaults",
+    });
+  } catch (err) {
+    console.error(`davit: ${errorMessage(err)}`);
+    return 1;
+  }
+
+  let daemon: Daemon;
+  try {
+    daemon = await Daemon.start({ config, reload: load });
+  } catch (err) {
+    log.error("cannot start", { error: errorMessage(err) });
+    return 1;
+  }
+
+  const { promise: stopped, resolve } = Promise.withResolvers<void>();
+  const onStop = () => void daemon.stop().then(resolve);
+  const onHup = () => void daemon.reload();
+  Deno.addSignalListener("SIGTERM", onStop);
+  Deno.addSignalListener("SIGINT", onStop);
+  Deno.addSignalListener("SIGHUP", onHup);
+  await stopped;
+  Deno.removeSignalListener("SIGTERM", onStop);
+  Deno.removeSignalListener("SIGINT", onStop);
+  Deno.removeSignalListener("SIGHUP", onHup);
+  return 0;
+}
