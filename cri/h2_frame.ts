@@ -107,44 +107,61 @@ export function encodeFrame(
   return out;
 }
 
+/** How a header block is framed by {@link headerBlockFrames} and {@link writeHeaderBlockFrames}. */
+export interface HeaderFramingOptions {
+  /** May carry END_STREAM; END_HEADERS is set on the last frame by the framing itself. */
+  flags?: number;
+  /** The 5-octet stream dependency and weight (Section 6.2): sets PRIORITY and counts against the first frame. */
+  priority?: Uint8Array;
+  /** Largest frame payload (default 16384). */
+  maxFrameSize?: number;
+}
+
+/** The octets {@link writeHeaderBlockFrames} writes for a block of `blockLength` octets. */
+export function headerBlockFramesLength(blockLength: number, opts: HeaderFramingOptions = {}): number {
+  const max = opts.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE;
+  const prio = opts.priority ? opts.priority.length : 0;
+  const frames = 1 + Math.ceil(Math.max(0, blockLength - (max - prio)) / max);
+  return frames * FRAME_HEADER_LENGTH + prio + blockLength;
+}
+
 /**
- * A header block as one HEADERS frame followed by as many CONTINUATION frames as `maxFrameSize` needs, in one
- * buffer. `flags` may carry END_STREAM; END_HEADERS is set on the last frame. A 5-octet `priority` (stream
- * dependency and weight, Section 6.2) sets the PRIORITY flag and counts against the first frame's size.
+ * Writes a header block into `out` at `pos` as one HEADERS frame followed by as many CONTINUATION frames as the
+ * frame size needs (Section 6.10); returns the position after them. `out` needs room for
+ * {@link headerBlockFramesLength} octets.
  */
-export function headerBlockFrames(
+export function writeHeaderBlockFrames(
+  out: Uint8Array,
+  pos: number,
   streamId: number,
   block: Uint8Array,
-  opts: { flags?: number; priority?: Uint8Array; maxFrameSize?: number } = {},
-): Uint8Array {
+  opts: HeaderFramingOptions = {},
+): number {
   const max = opts.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE;
   const priority = opts.priority;
-  const firstRoom = max - (priority ? priority.length : 0);
-  const rest = Math.max(0, block.length - firstRoom);
-  const frames = 1 + Math.ceil(rest / max);
-  const out = new Uint8Array(frames * FRAME_HEADER_LENGTH + (priority ? priority.length : 0) + block.length);
-  let pos = 0;
   let taken = 0;
-  for (let i = 0; i < frames; i++) {
-    const room = i === 0 ? firstRoom : max;
-    const n = Math.min(room, block.length - taken);
-    const last = i === frames - 1;
-    let flags = last ? Flag.END_HEADERS : 0;
-    if (i === 0) {
-      flags |= (opts.flags ?? 0) & Flag.END_STREAM;
-      if (priority) flags |= Flag.PRIORITY;
-    }
-    const length = n + (i === 0 && priority ? priority.length : 0);
-    const type = i === 0 ? FrameType.HEADERS : FrameType.CONTINUATION;
-    writeFrameHeader(out, pos, { length, type, flags, streamId });
+  for (let first = true; first || taken < block.length; first = false) {
+    const prio = first && priority ? priority.length : 0;
+    const n = Math.min(max - prio, block.length - taken);
+    let flags = taken + n === block.length ? Flag.END_HEADERS : 0;
+    if (first) flags |= ((opts.flags ?? 0) & Flag.END_STREAM) | (prio ? Flag.PRIORITY : 0);
+    const type = first ? FrameType.HEADERS : FrameType.CONTINUATION;
+    writeFrameHeader(out, pos, { length: n + prio, type, flags, streamId });
     pos += FRAME_HEADER_LENGTH;
-    if (i === 0 && priority) {
-      out.set(priority, pos);
-      pos += priority.length;
+    if (prio) {
+      out.set(priority!, pos);
+      pos += prio;
     }
     out.set(block.subarray(taken, taken + n), pos);
     pos += n;
     taken += n;
   }
+  return pos;
+}
+
+/** A header block framed as by {@link writeHeaderBlockFrames}, in a new buffer. */
+export function headerBlockFrames(streamId: number, block: Uint8Array, opts: HeaderFramingOptions = {}): Uint8Array {
+  const out = new Uint8Array(headerBlockFramesLength(block.length, opts));
+  writeHeaderBlockFrames(out, 0, streamId, block, opts);
   return out;
 }

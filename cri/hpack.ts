@@ -342,11 +342,19 @@ export class HpackEncoder {
    * {@link setMaxTableSize}). The returned array is a fresh copy. Throws InvalidArgument for a char above 0xff.
    */
   encode(fields: readonly HeaderField[], tableSizeUpdates: readonly number[] = []): Uint8Array {
+    return this.encodeView(fields, tableSizeUpdates).slice();
+  }
+
+  /** Like {@link encode}, but returns a view of the encoder's buffer, valid until the next call (saves a copy). */
+  encodeView(fields: readonly HeaderField[], tableSizeUpdates: readonly number[] = []): Uint8Array {
     this.#pos = 0;
-    for (const size of [...this.#pendingUpdates, ...tableSizeUpdates]) this.#int(0x20, 5, size);
-    this.#pendingUpdates = [];
-    for (const f of fields) this.#field(f);
-    return this.#buf.slice(0, this.#pos);
+    if (this.#pendingUpdates.length > 0) {
+      for (const size of this.#pendingUpdates) this.#int(0x20, 5, size);
+      this.#pendingUpdates = [];
+    }
+    for (const size of tableSizeUpdates) this.#int(0x20, 5, size);
+    for (let i = 0; i < fields.length; i++) this.#field(fields[i]!);
+    return this.#buf.subarray(0, this.#pos);
   }
 
   #field(f: HeaderField): void {
