@@ -150,7 +150,7 @@ export interface HpackDecoderOptions {
  */
 export class HpackDecoder {
   readonly #table: DynamicTable;
-  #settingsMax: number;
+  readonly #settingsMax: number;
   readonly #maxListSize: number;
   readonly #maxString: number;
   #scratch = new Uint8Array(256);
@@ -183,12 +183,6 @@ export class HpackDecoder {
   /** The table's current maximum size, as last set by a size update. */
   get tableMaxSize(): number {
     return this.#table.maxSize;
-  }
-
-  /** Changes the upper bound for size updates (the decoding side's SETTINGS_HEADER_TABLE_SIZE once acknowledged). */
-  setSettingsMaxTableSize(size: number): void {
-    this.#settingsMax = size;
-    if (this.#table.maxSize > size) this.#table.resize(size);
   }
 
   /** Decodes one complete header block. Throws InvalidArgument or ResourceExhausted on malformed or hostile input. */
