@@ -10,6 +10,7 @@ import { configureLogging, type Logger, logger } from "../lib/log.ts";
 import type { RuntimeHandlerConfig } from "../runtime/mod.ts";
 import { DAEMON_MIGRATIONS, openDatabase } from "../storage/db.ts";
 import { CriGrpcServer, type Handlers } from "./grpc_server.ts";
+import { type AuthorityFront, startAuthorityFront } from "./h2_front.ts";
 import { runtimeConfig } from "./runtime_config.ts";
 import { claimSocketPath, ensureDir, parentDir } from "./socket.ts";
 import { status } from "./status.ts";
@@ -32,7 +33,8 @@ export class Daemon {
   #lock: Deno.FsFile | undefined;
   #db: DatabaseSync | undefined;
   #server?: CriGrpcServer;
-  #socketPath = "";
+  #front: AuthorityFront | undefined;
+  #backendPath = "";
   #stopping?: Promise<void>;
 
   private constructor(opts: DaemonOptions) {
@@ -100,12 +102,22 @@ export class Daemon {
       maxRecvMessageSize: cfg.api.grpc_max_recv_msg_size,
       maxSendMessageSize: cfg.api.grpc_max_send_msg_size,
     });
+    // grpc-js listens on a private socket; the public socket is served by the authority front, which lets clients
+    // built with older grpc-go (kubelet and crictl up to 1.28) in: they send the socket path as :authority, which
+    // the HTTP/2 server under Deno refuses.
+    await ensureDir(`${cfg.runroot}/private`, 0o700);
+    this.#backendPath = `${cfg.runroot}/private/grpc.sock`;
+    await claimSocketPath(this.#backendPath);
+    await this.#server.bind(this.#backendPath);
     const listen = cfg.api.listen;
     await ensureDir(parentDir(listen), 0o755);
     const claimed = await claimSocketPath(listen);
     if (claimed === "stale") this.log.warn("replaced a stale socket left by an earlier daemon", { path: listen });
-    await this.#server.bind(listen);
-    this.#socketPath = listen;
+    this.#front = await startAuthorityFront({
+      publicPath: listen,
+      backendPath: this.#backendPath,
+      log: logger("h2front"),
+    });
     await Deno.chmod(listen, 0o660);
     this.log.info("serving CRI", { socket: listen, root: cfg.root, runroot: cfg.runroot });
   }
@@ -163,7 +175,12 @@ export class Daemon {
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
       this.log.info("shutting down");
+      // New connections stop at once; calls already on open connections may finish within the grace period.
+      const front = this.#front;
+      this.#front = undefined;
+      await front?.stopAccepting();
       await this.#server?.shutdown(this.#opts.shutdownGraceMs ?? 10_000);
+      await front?.close();
       await this.#release();
       this.log.info("stopped");
     })();
@@ -171,9 +188,11 @@ export class Daemon {
   }
 
   async #release(): Promise<void> {
-    if (this.#socketPath) {
-      await Deno.remove(this.#socketPath).catch(() => {});
-      this.#socketPath = "";
+    await this.#front?.close();
+    this.#front = undefined;
+    if (this.#backendPath) {
+      await Deno.remove(this.#backendPath).catch(() => {});
+      this.#backendPath = "";
     }
     this.#db?.close();
     this.#db = undefined;

@@ -292,6 +292,8 @@ export interface AuthorityFrontStats {
 export interface AuthorityFront extends AsyncDisposable {
   readonly publicPath: string;
   stats(): AuthorityFrontStats;
+  /** Stops accepting new connections and removes the public socket; open connections carry on. */
+  stopAccepting(): Promise<void>;
   /** Stops accepting, closes every connection pair, waits for them and removes the public socket. */
   close(): Promise<void>;
 }
@@ -396,18 +398,26 @@ export function startAuthorityFront(opts: AuthorityFrontOptions): Promise<Author
     }
   })();
 
-  const close = () => {
-    closing ??= (async () => {
-      opts.signal?.removeEventListener("abort", onAbort);
+  let stopping: Promise<void> | undefined;
+  const stopAccepting = () => {
+    stopping ??= (async () => {
       try {
         listener.close();
       } catch {
         // Already closed.
       }
       await accepting;
+      await Deno.remove(opts.publicPath).catch(() => {});
+    })();
+    return stopping;
+  };
+
+  const close = () => {
+    closing ??= (async () => {
+      opts.signal?.removeEventListener("abort", onAbort);
+      await stopAccepting();
       for (const c of [...open]) closeConn(c);
       while (pairs.size > 0) await Promise.all([...pairs]);
-      await Deno.remove(opts.publicPath).catch(() => {});
     })();
     return closing;
   };
@@ -419,6 +429,7 @@ export function startAuthorityFront(opts: AuthorityFrontOptions): Promise<Author
   return Promise.resolve({
     publicPath: opts.publicPath,
     stats: () => ({ ...counters }),
+    stopAccepting,
     close,
     [Symbol.asyncDispose]: close,
   });

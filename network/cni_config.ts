@@ -38,7 +38,8 @@ export async function findNetworkConfig(dir: string): Promise<NetworkConfigLooku
       if ((e.isFile || e.isSymlink) && EXTENSIONS.some((x) => e.name.endsWith(x))) names.push(e.name);
     }
   } catch (err) {
-    return { ok: false, reason: `cannot read CNI config directory ${dir}: ${(err as Error).message}`, skipped: [] };
+    const why = err instanceof Deno.errors.NotFound ? "does not exist" : `cannot be read (${(err as Error).message})`;
+    return { ok: false, reason: `no CNI network configuration: directory ${dir} ${why}`, skipped: [] };
   }
   names.sort();
   const skipped: { path: string; reason: string }[] = [];

@@ -3,6 +3,8 @@ import { assert, assertEquals, assertMatch, assertRejects, assertStringIncludes 
 import { CriCallError } from "./cri_client.ts";
 import { startDaemon } from "./daemon.ts";
 import { selfCommand } from "../lib/self_exec.ts";
+import { decodeMessage, encodeMessage, messageType } from "../cri/codec.ts";
+import { RawH2Client } from "./raw_h2_client.ts";
 
 async function exists(path: string): Promise<boolean> {
   try {
@@ -260,5 +262,47 @@ Deno.test("command line: unknown modes and flags exit 2 naming them; --help ever
     assertEquals(v.typescript, Deno.version.typescript);
     assertEquals(v.cri_api, "v1");
     assertMatch(v.davit, /^\d+\.\d+\.\d+$/);
+  });
+});
+
+Deno.test("clients that send the socket path as :authority are served (grpc-go before 1.55)", async (t) => {
+  await using d = await startDaemon();
+  const req = encodeMessage(messageType("VersionRequest"), { version: "0.1.0" });
+  const authorities = [
+    ["the raw socket path", d.socket],
+    ["the percent-encoded path", encodeURIComponent(d.socket)],
+    ["localhost", "localhost"],
+  ];
+  for (const mode of ["grpc-go", "huffman", "plain"] as const) {
+    await t.step(`${mode} header encoding, three calls on one connection`, async () => {
+      const client = await RawH2Client.connect(d.socket, { mode });
+      try {
+        for (const [, authority] of authorities) {
+          const res = await client.call({
+            authority: authority!,
+            path: "/runtime.v1.RuntimeService/Version",
+            body: req,
+          });
+          assertEquals(res.grpcStatus, 0, res.grpcMessage);
+          assertEquals(decodeMessage(messageType("VersionResponse"), res.body).runtime_name, "davit");
+        }
+      } finally {
+        client.close();
+      }
+    });
+  }
+  await t.step("an unimplemented method named over a raw-path connection", async () => {
+    const client = await RawH2Client.connect(d.socket, { mode: "grpc-go" });
+    try {
+      const res = await client.call({
+        authority: d.socket,
+        path: "/runtime.v1.RuntimeService/CheckpointContainer",
+        body: new Uint8Array(),
+      });
+      assertEquals(res.grpcStatus, 12);
+      assertStringIncludes(res.grpcMessage, "CheckpointContainer");
+    } finally {
+      client.close();
+    }
   });
 });
