@@ -66,6 +66,24 @@ export function registryHostProblem(domain: string): string | undefined {
   return undefined;
 }
 
+/** Returns why `text` is not a registry name prefix (`host[:port][/path][:tag|@digest]`), or undefined. */
+export function namePrefixProblem(text: string): string | undefined {
+  if (text === "") return "must not be empty";
+  if (text.includes("://")) return "must not include a URL scheme";
+  const slash = text.indexOf("/");
+  const host = slash < 0 ? text : text.slice(0, slash);
+  const problem = registryHostProblem(host);
+  if (problem !== undefined) return problem;
+  if (slash >= 0) {
+    try {
+      parseReference(text, { defaultTag: false });
+    } catch (err) {
+      return (err as Error).message;
+    }
+  }
+  return undefined;
+}
+
 interface Split {
   name: string;
   tag?: string;

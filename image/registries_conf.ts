@@ -1,6 +1,6 @@
 /**
- * containers-registries.conf(5) version 2 and its drop-ins (containers-registries.conf.d(5)): parsing, merging in
- * load order, and the pure choice of pull sources (mirrors, then the primary location) for a reference.
+ * containers-registries.conf(5) version 2 and its drop-ins (containers-registries.conf.d(5)): parsing and merging in
+ * load order. What the result means for one pull is pull_sources.ts.
  *
  * The deprecated version 1 tables (`[registries.search]`, `[registries.insecure]`, `[registries.block]`) are
  * converted to their version 2 meaning in the main file; drop-ins must be version 2, and one file mixing both
@@ -8,8 +8,8 @@
  * @module
  */
 import { parse } from "smol-toml";
-import { InvalidArgument, PermissionDenied } from "../lib/errors.ts";
-import { fullString, type ImageReference, isShortName, parseReference, registryHostProblem } from "./reference.ts";
+import { InvalidArgument } from "../lib/errors.ts";
+import { isShortName, namePrefixProblem, parseReference, registryHostProblem } from "./reference.ts";
 
 /** When a mirror is used: for every pull, only pulls by digest, or only pulls by tag. */
 export type PullFromMirror = "all" | "digest-only" | "tag-only";
@@ -100,24 +100,6 @@ class Reader {
     }
     return v as string[];
   }
-}
-
-/** Returns why `text` is not a registry name prefix (`host[:port][/path][:tag|@digest]`), or undefined. */
-function namePrefixProblem(text: string): string | undefined {
-  if (text === "") return "must not be empty";
-  if (text.includes("://")) return "must not include a URL scheme";
-  const slash = text.indexOf("/");
-  const host = slash < 0 ? text : text.slice(0, slash);
-  const problem = registryHostProblem(host);
-  if (problem !== undefined) return problem;
-  if (slash >= 0) {
-    try {
-      parseReference(text, { defaultTag: false });
-    } catch (err) {
-      return (err as Error).message;
-    }
-  }
-  return undefined;
 }
 
 function parseMirror(r: Reader, m: unknown, where: string, byDigestOnly: boolean): MirrorConf {
@@ -380,73 +362,4 @@ export async function loadRegistriesConf(opts: LoadRegistriesConfOptions): Promi
     }
   }
   return mergeRegistriesConf(files);
-}
-
-/** One endpoint to try for a pull, in order. */
-export interface PullSource {
-  /** The reference to request from this endpoint (rewritten by `location`). */
-  reference: ImageReference;
-  /** Plain HTTP and unverified TLS are allowed. */
-  insecure: boolean;
-  /** True for a `[[registry.mirror]]`, false for the primary location. */
-  mirror: boolean;
-}
-
-/** The length of `prefix`'s match on `ref`, or -1; a wildcard scores just below an equally long literal prefix. */
-function matchLength(ref: ImageReference, refText: string, prefix: string): number {
-  if (prefix.startsWith("*.")) {
-    const host = ref.registry.replace(/:[0-9]+$/, "");
-    return host.endsWith(prefix.slice(1)) ? host.length - 0.5 : -1;
-  }
-  // A bare host[:port] names exactly that registry: `example.com` does not cover `example.com:5000`.
-  if (!prefix.includes("/")) return ref.registry === prefix ? prefix.length : -1;
-  if (refText === prefix) return prefix.length;
-  const next = refText[prefix.length];
-  return refText.startsWith(prefix) && next !== undefined && "/:@".includes(next) ? prefix.length : -1;
-}
-
-/** The `[[registry]]` table for `ref`: the longest matching prefix, or undefined. */
-export function findRegistry(ref: ImageReference, conf: Pick<RegistriesConf, "registries">): RegistryConf | undefined {
-  const text = fullString(ref);
-  let best: RegistryConf | undefined;
-  let bestLen = -1;
-  for (const reg of conf.registries) {
-    const len = matchLength(ref, text, reg.prefix);
-    if (len > bestLen) {
-      best = reg;
-      bestLen = len;
-    }
-  }
-  return best;
-}
-
-/**
- * The endpoints to try for `ref`, in order: the mirrors that apply to this kind of reference (by digest or by tag,
- * per `pull-from-mirror` and `mirror-by-digest-only`), then the primary location, each reference rewritten by the
- * longest matching prefix. Throws PermissionDenied when the matching table blocks the registry.
- */
-export function pullSources(ref: ImageReference, conf: Pick<RegistriesConf, "registries">): PullSource[] {
-  const reg = findRegistry(ref, conf);
-  if (reg === undefined) return [{ reference: ref, insecure: false, mirror: false }];
-  const text = fullString(ref);
-  if (reg.blocked) {
-    throw new PermissionDenied(
-      `pulling "${text}" is not allowed: registry "${reg.prefix}" is blocked in registries.conf`,
-    );
-  }
-  const rewrite = (location: string): ImageReference => {
-    if (location === "") return ref;
-    const rest = reg.prefix.startsWith("*.") ? text.slice(ref.registry.length) : text.slice(reg.prefix.length);
-    return parseReference(location + rest, { defaultTag: false });
-  };
-  const byDigest = ref.digest !== undefined;
-  const sources: PullSource[] = [];
-  for (const m of reg.mirrors) {
-    const use = reg.mirrorByDigestOnly
-      ? byDigest
-      : m.pullFromMirror === "all" || (m.pullFromMirror === "digest-only") === byDigest;
-    if (use) sources.push({ reference: rewrite(m.location), insecure: m.insecure, mirror: true });
-  }
-  sources.push({ reference: rewrite(reg.location), insecure: reg.insecure, mirror: false });
-  return sources;
 }
