@@ -1,0 +1,596 @@
+/**
+ * Deno FFI bindings to the libc calls Deno lacks (fd-relative file operations, openat2, xattrs, mounts, prctl).
+ * libc.so.6 is opened lazily, once. Symbols live in one table so later code adds a line, not a module. Every
+ * wrapper throws {@link ErrnoError} (named after errno, with the operation and path) instead of returning -1.
+ * Calls are synchronous FFI calls: errno is thread-local and is read right after the call on the same thread.
+ * @module
+ */
+
+/** The symbol table handed to Deno.dlopen. Aliases of `syscall` cover calls glibc does not wrap everywhere. */
+const SYMBOLS = {
+  __errno_location: { parameters: [], result: "pointer" },
+  strerror: { parameters: ["i32"], result: "pointer" },
+  close: { parameters: ["i32"], result: "i32" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "i64" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "i64" },
+  lseek: { parameters: ["i32", "i64", "i32"], result: "i64" },
+  openat: { parameters: ["i32", "buffer", "i32", "u32"], result: "i32" },
+  openat2: { name: "syscall", parameters: ["i64", "i32", "buffer", "buffer", "usize"], result: "i64" },
+  mkdirat: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  mknodat: { parameters: ["i32", "buffer", "u32", "u64"], result: "i32" },
+  symlinkat: { parameters: ["buffer", "i32", "buffer"], result: "i32" },
+  readlinkat: { parameters: ["i32", "buffer", "buffer", "usize"], result: "i64" },
+  linkat: { parameters: ["i32", "buffer", "i32", "buffer", "i32"], result: "i32" },
+  unlinkat: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+  renameat: { parameters: ["i32", "buffer", "i32", "buffer"], result: "i32" },
+  renameat2: { parameters: ["i32", "buffer", "i32", "buffer", "u32"], result: "i32" },
+  fchownat: { parameters: ["i32", "buffer", "u32", "u32", "i32"], result: "i32" },
+  fchown: { parameters: ["i32", "u32", "u32"], result: "i32" },
+  fchmodat: { parameters: ["i32", "buffer", "u32", "i32"], result: "i32" },
+  fchmod: { parameters: ["i32", "u32"], result: "i32" },
+  utimensat: { parameters: ["i32", "buffer", "buffer", "i32"], result: "i32" },
+  futimens: { parameters: ["i32", "buffer"], result: "i32" },
+  lsetxattr: { parameters: ["buffer", "buffer", "buffer", "usize", "i32"], result: "i32" },
+  fsetxattr: { parameters: ["i32", "buffer", "buffer", "usize", "i32"], result: "i32" },
+  lgetxattr: { parameters: ["buffer", "buffer", "buffer", "usize"], result: "i64" },
+  llistxattr: { parameters: ["buffer", "buffer", "usize"], result: "i64" },
+  getdents64: { parameters: ["i32", "buffer", "usize"], result: "i64" },
+  mount: { parameters: ["buffer", "buffer", "buffer", "u64", "buffer"], result: "i32" },
+  umount2: { parameters: ["buffer", "i32"], result: "i32" },
+  fsopen: { name: "syscall", parameters: ["i64", "buffer", "u32"], result: "i64" },
+  fsconfig: { name: "syscall", parameters: ["i64", "i32", "u32", "buffer", "buffer", "i32"], result: "i64" },
+  fsmount: { name: "syscall", parameters: ["i64", "i32", "u32", "u32"], result: "i64" },
+  move_mount: { name: "syscall", parameters: ["i64", "i32", "buffer", "i32", "buffer", "u32"], result: "i64" },
+  prctl: { parameters: ["i32", "u64", "u64", "u64", "u64"], result: "i32" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+type Symbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+let opened: Symbols | undefined;
+
+function libc(): Symbols {
+  return opened ??= Deno.dlopen("libc.so.6", SYMBOLS).symbols;
+}
+
+/**
+ * System call numbers. Calls added to Linux from 5.1 on share one number on every architecture (the unified
+ * table that starts at 424), so no per-architecture table is needed for these.
+ */
+const SYS = { open_tree: 428n, move_mount: 429n, fsopen: 430n, fsconfig: 431n, fsmount: 432n, openat2: 437n } as const;
+
+const arm = Deno.build.arch === "aarch64";
+
+/** open(2) flags; O_DIRECTORY and O_NOFOLLOW differ on arm64 (asm-generic/fcntl.h vs arch/arm64). */
+export const O = {
+  RDONLY: 0,
+  WRONLY: 0o1,
+  RDWR: 0o2,
+  CREAT: 0o100,
+  EXCL: 0o200,
+  NOCTTY: 0o400,
+  TRUNC: 0o1000,
+  APPEND: 0o2000,
+  NONBLOCK: 0o4000,
+  DIRECTORY: arm ? 0o40000 : 0o200000,
+  NOFOLLOW: arm ? 0o100000 : 0o400000,
+  CLOEXEC: 0o2000000,
+  PATH: 0o10000000,
+} as const;
+
+/** `*at` call constants (linux/fcntl.h). */
+export const AT = {
+  FDCWD: -100,
+  SYMLINK_NOFOLLOW: 0x100,
+  REMOVEDIR: 0x200,
+  SYMLINK_FOLLOW: 0x400,
+  EMPTY_PATH: 0x1000,
+} as const;
+
+/** openat2(2) `resolve` flags (linux/openat2.h). */
+export const RESOLVE = {
+  NO_XDEV: 0x01,
+  NO_MAGICLINKS: 0x02,
+  NO_SYMLINKS: 0x04,
+  BENEATH: 0x08,
+  IN_ROOT: 0x10,
+  CACHED: 0x20,
+} as const;
+
+/** File type bits of st_mode (sys/stat.h). */
+export const S_IF = {
+  MT: 0o170000,
+  SOCK: 0o140000,
+  LNK: 0o120000,
+  REG: 0o100000,
+  BLK: 0o060000,
+  DIR: 0o040000,
+  CHR: 0o020000,
+  FIFO: 0o010000,
+} as const;
+
+/** mount(2) flags (linux/mount.h). */
+export const MS = {
+  RDONLY: 1,
+  NOSUID: 2,
+  NODEV: 4,
+  NOEXEC: 8,
+  REMOUNT: 32,
+  BIND: 4096,
+  MOVE: 8192,
+  REC: 16384,
+  PRIVATE: 1 << 18,
+  SLAVE: 1 << 19,
+  SHARED: 1 << 20,
+} as const;
+
+/** umount2(2) flags. */
+export const MNT = { FORCE: 1, DETACH: 2, EXPIRE: 4, UMOUNT_NOFOLLOW: 8 } as const;
+
+/** New mount API constants (linux/mount.h). */
+export const FS = {
+  FSOPEN_CLOEXEC: 1,
+  FSMOUNT_CLOEXEC: 1,
+  CONFIG_SET_FLAG: 0,
+  CONFIG_SET_STRING: 1,
+  CONFIG_SET_FD: 5,
+  CONFIG_CMD_CREATE: 6,
+  MOUNT_ATTR_RDONLY: 0x1,
+  MOUNT_ATTR_NOSUID: 0x2,
+  MOUNT_ATTR_NODEV: 0x4,
+  MOUNT_ATTR_NOEXEC: 0x8,
+  MOVE_MOUNT_F_EMPTY_PATH: 0x4,
+} as const;
+
+/** renameat2(2) flags. */
+export const RENAME = { NOREPLACE: 1, EXCHANGE: 2, WHITEOUT: 4 } as const;
+
+/** Errno names by number (asm-generic/errno*.h, shared by x86_64 and arm64). */
+const ERRNO_NAMES: Record<number, string> = {
+  1: "EPERM",
+  2: "ENOENT",
+  3: "ESRCH",
+  4: "EINTR",
+  5: "EIO",
+  6: "ENXIO",
+  7: "E2BIG",
+  8: "ENOEXEC",
+  9: "EBADF",
+  10: "ECHILD",
+  11: "EAGAIN",
+  12: "ENOMEM",
+  13: "EACCES",
+  14: "EFAULT",
+  15: "ENOTBLK",
+  16: "EBUSY",
+  17: "EEXIST",
+  18: "EXDEV",
+  19: "ENODEV",
+  20: "ENOTDIR",
+  21: "EISDIR",
+  22: "EINVAL",
+  23: "ENFILE",
+  24: "EMFILE",
+  25: "ENOTTY",
+  26: "ETXTBSY",
+  27: "EFBIG",
+  28: "ENOSPC",
+  29: "ESPIPE",
+  30: "EROFS",
+  31: "EMLINK",
+  32: "EPIPE",
+  34: "ERANGE",
+  35: "EDEADLK",
+  36: "ENAMETOOLONG",
+  38: "ENOSYS",
+  39: "ENOTEMPTY",
+  40: "ELOOP",
+  61: "ENODATA",
+  75: "EOVERFLOW",
+  95: "EOPNOTSUPP",
+  107: "ENOTCONN",
+  110: "ETIMEDOUT",
+  116: "ESTALE",
+  122: "EDQUOT",
+};
+
+/** The symbolic name of an errno value (`EEXIST`), or `errno <n>` for ones not in the table. */
+export function errnoName(errno: number): string {
+  return ERRNO_NAMES[errno] ?? `errno ${errno}`;
+}
+
+/** A failed libc call: `code` is the errno name, the message names the operation and path. */
+export class ErrnoError extends Error {
+  /** The raw errno value. */
+  readonly errno: number;
+  /** The errno name, e.g. `ELOOP`. */
+  readonly code: string;
+  /** The call that failed, e.g. `openat2`. */
+  readonly syscall: string;
+  constructor(syscall: string, errno: number, detail?: string) {
+    const code = errnoName(errno);
+    super(`${syscall}${detail === undefined ? "" : ` ${detail}`}: ${code} (${strerror(errno)})`);
+    this.name = "ErrnoError";
+    this.errno = errno;
+    this.code = code;
+    this.syscall = syscall;
+  }
+}
+
+/** True when `err` is an {@link ErrnoError} with one of the given codes. */
+export function isErrno(err: unknown, ...codes: string[]): err is ErrnoError {
+  return err instanceof ErrnoError && codes.includes(err.code);
+}
+
+function errno(): number {
+  const p = libc().__errno_location();
+  return p === null ? 0 : new Deno.UnsafePointerView(p).getInt32();
+}
+
+function strerror(n: number): string {
+  const p = libc().strerror(n);
+  return p === null ? "unknown error" : Deno.UnsafePointerView.getCString(p);
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Encodes `s` as a NUL-terminated C string; a NUL inside would silently truncate the path, so it is refused. */
+export function cstr(s: string): Uint8Array<ArrayBuffer> {
+  if (s.includes("\0")) throw new TypeError(`string contains a NUL byte: ${JSON.stringify(s)}`);
+  const out = new Uint8Array(s.length * 3 + 1);
+  const { written } = encoder.encodeInto(s, out);
+  return out.subarray(0, written + 1);
+}
+
+/** Throws the call's errno when `ret` is negative, retrying is the caller's choice; returns `ret` as a number. */
+function check(ret: number | bigint, op: string, detail?: string): number {
+  const n = Number(ret);
+  if (n < 0) throw new ErrnoError(op, errno(), detail);
+  return n;
+}
+
+function q(path: string): string {
+  return JSON.stringify(path);
+}
+
+function fdDetail(dirfd: number, path: string): string {
+  return dirfd === AT.FDCWD ? q(path) : `${q(path)} (dirfd ${dirfd})`;
+}
+
+/** A file descriptor that closes itself at the end of a `using` block. */
+export class OwnedFd implements Disposable {
+  #fd: number;
+  constructor(fd: number) {
+    this.#fd = fd;
+  }
+  /** The raw descriptor (-1 once closed). */
+  get fd(): number {
+    return this.#fd;
+  }
+  /** Closes the descriptor (idempotent). */
+  close(): void {
+    if (this.#fd < 0) return;
+    const fd = this.#fd;
+    this.#fd = -1;
+    close(fd);
+  }
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/** close(2). EINTR after close still released the descriptor on Linux, so it is not retried. */
+export function close(fd: number): void {
+  const r = libc().close(fd);
+  if (r < 0) {
+    const e = errno();
+    if (e !== 4) throw new ErrnoError("close", e, `fd ${fd}`);
+  }
+}
+
+/** read(2) into `buf`; returns the byte count (0 at end of file). */
+export function read(fd: number, buf: Uint8Array): number {
+  for (;;) {
+    const n = Number(libc().read(fd, buf, BigInt(buf.byteLength)));
+    if (n >= 0) return n;
+    const e = errno();
+    if (e !== 4) throw new ErrnoError("read", e, `fd ${fd}`);
+  }
+}
+
+/** Writes all of `buf` to `fd`, looping over short writes and EINTR. */
+export function writeAll(fd: number, buf: Uint8Array): void {
+  const sym = libc();
+  let off = 0;
+  while (off < buf.byteLength) {
+    const chunk = off === 0 ? buf : buf.subarray(off);
+    const n = Number(sym.write(fd, chunk, BigInt(chunk.byteLength)));
+    if (n < 0) {
+      const e = errno();
+      if (e === 4) continue;
+      throw new ErrnoError("write", e, `fd ${fd}`);
+    }
+    off += n;
+  }
+}
+
+/** openat(2); returns the new descriptor. */
+export function openat(dirfd: number, path: string, flags: number, mode = 0): number {
+  return check(libc().openat(dirfd, cstr(path), flags | O.CLOEXEC, mode), "openat", fdDetail(dirfd, path));
+}
+
+const howBuf = new BigUint64Array(3);
+const howBytes = new Uint8Array(howBuf.buffer);
+
+/**
+ * openat2(2) (Linux 5.6): like openat, with `resolve` restricting how the kernel walks the path, e.g.
+ * `RESOLVE.BENEATH | RESOLVE.NO_MAGICLINKS` to refuse anything that leaves `dirfd` (`..`, absolute symlinks).
+ */
+export function openat2(
+  dirfd: number,
+  path: string,
+  flags: number,
+  opts: { mode?: number; resolve?: number } = {},
+): number {
+  howBuf[0] = BigInt(flags | O.CLOEXEC);
+  howBuf[1] = BigInt(opts.mode ?? 0);
+  howBuf[2] = BigInt(opts.resolve ?? 0);
+  return check(libc().openat2(SYS.openat2, dirfd, cstr(path), howBytes, 24n), "openat2", fdDetail(dirfd, path));
+}
+
+/** mkdirat(2). */
+export function mkdirat(dirfd: number, path: string, mode: number): void {
+  check(libc().mkdirat(dirfd, cstr(path), mode), "mkdirat", fdDetail(dirfd, path));
+}
+
+/** Linux's dev_t encoding of a major/minor pair (glibc gnu_dev_makedev). */
+export function makedev(major: number, minor: number): bigint {
+  const ma = BigInt(major >>> 0);
+  const mi = BigInt(minor >>> 0);
+  return ((ma & 0xfffff000n) << 32n) | ((ma & 0xfffn) << 8n) | ((mi & 0xffffff00n) << 12n) | (mi & 0xffn);
+}
+
+/** mknodat(2); `mode` includes the file type bits (S_IF.CHR, ...). */
+export function mknodat(dirfd: number, path: string, mode: number, dev: bigint = 0n): void {
+  check(libc().mknodat(dirfd, cstr(path), mode, dev), "mknodat", fdDetail(dirfd, path));
+}
+
+/** symlinkat(2): creates `path` (relative to `dirfd`) containing `target`. */
+export function symlinkat(target: string, dirfd: number, path: string): void {
+  check(libc().symlinkat(cstr(target), dirfd, cstr(path)), "symlinkat", `${fdDetail(dirfd, path)} -> ${q(target)}`);
+}
+
+/** readlinkat(2). */
+export function readlinkat(dirfd: number, path: string): string {
+  const buf = new Uint8Array(4096);
+  const n = check(
+    libc().readlinkat(dirfd, cstr(path), buf, BigInt(buf.byteLength)),
+    "readlinkat",
+    fdDetail(dirfd, path),
+  );
+  return decoder.decode(buf.subarray(0, n));
+}
+
+/** linkat(2); without AT.SYMLINK_FOLLOW in `flags` a symlink at `oldpath` is linked itself, not followed. */
+export function linkat(olddirfd: number, oldpath: string, newdirfd: number, newpath: string, flags = 0): void {
+  check(
+    libc().linkat(olddirfd, cstr(oldpath), newdirfd, cstr(newpath), flags),
+    "linkat",
+    `${fdDetail(newdirfd, newpath)} -> ${fdDetail(olddirfd, oldpath)}`,
+  );
+}
+
+/** unlinkat(2); AT.REMOVEDIR removes an empty directory. */
+export function unlinkat(dirfd: number, path: string, flags = 0): void {
+  check(libc().unlinkat(dirfd, cstr(path), flags), "unlinkat", fdDetail(dirfd, path));
+}
+
+/** renameat(2). */
+export function renameat(olddirfd: number, oldpath: string, newdirfd: number, newpath: string): void {
+  check(
+    libc().renameat(olddirfd, cstr(oldpath), newdirfd, cstr(newpath)),
+    "renameat",
+    `${fdDetail(olddirfd, oldpath)} -> ${fdDetail(newdirfd, newpath)}`,
+  );
+}
+
+/** renameat2(2) with RENAME.* flags (NOREPLACE fails with EEXIST, EXCHANGE swaps atomically). */
+export function renameat2(olddirfd: number, oldpath: string, newdirfd: number, newpath: string, flags: number): void {
+  check(
+    libc().renameat2(olddirfd, cstr(oldpath), newdirfd, cstr(newpath), flags),
+    "renameat2",
+    `${fdDetail(olddirfd, oldpath)} -> ${fdDetail(newdirfd, newpath)}`,
+  );
+}
+
+/** fchownat(2); pass AT.SYMLINK_NOFOLLOW to change a symlink itself. */
+export function fchownat(dirfd: number, path: string, uid: number, gid: number, flags: number): void {
+  check(libc().fchownat(dirfd, cstr(path), uid, gid, flags), "fchownat", fdDetail(dirfd, path));
+}
+
+/** fchown(2). */
+export function fchown(fd: number, uid: number, gid: number): void {
+  check(libc().fchown(fd, uid, gid), "fchown", `fd ${fd}`);
+}
+
+/** fchmodat(2) (follows a symlink at `path`: Linux cannot chmod a symlink). */
+export function fchmodat(dirfd: number, path: string, mode: number): void {
+  check(libc().fchmodat(dirfd, cstr(path), mode, 0), "fchmodat", fdDetail(dirfd, path));
+}
+
+/** fchmod(2). */
+export function fchmod(fd: number, mode: number): void {
+  check(libc().fchmod(fd, mode), "fchmod", `fd ${fd}`);
+}
+
+/** A point in time as seconds and nanoseconds since the epoch (struct timespec). */
+export interface Timespec {
+  sec: number;
+  nsec: number;
+}
+
+const timesBuf = new BigInt64Array(4);
+const timesBytes = new Uint8Array(timesBuf.buffer);
+
+function fillTimes(atime: Timespec, mtime: Timespec): Uint8Array {
+  timesBuf[0] = BigInt(atime.sec);
+  timesBuf[1] = BigInt(atime.nsec);
+  timesBuf[2] = BigInt(mtime.sec);
+  timesBuf[3] = BigInt(mtime.nsec);
+  return timesBytes;
+}
+
+/** utimensat(2); pass AT.SYMLINK_NOFOLLOW to set a symlink's own times. */
+export function utimensat(dirfd: number, path: string, atime: Timespec, mtime: Timespec, flags: number): void {
+  check(libc().utimensat(dirfd, cstr(path), fillTimes(atime, mtime), flags), "utimensat", fdDetail(dirfd, path));
+}
+
+/** futimens(3). */
+export function futimens(fd: number, atime: Timespec, mtime: Timespec): void {
+  check(libc().futimens(fd, fillTimes(atime, mtime)), "futimens", `fd ${fd}`);
+}
+
+/** lsetxattr(2): sets an extended attribute on `path` without following a final symlink. */
+export function lsetxattr(path: string, name: string, value: Uint8Array): void {
+  check(
+    libc().lsetxattr(cstr(path), cstr(name), value, BigInt(value.byteLength), 0),
+    "lsetxattr",
+    `${q(path)} ${name}`,
+  );
+}
+
+/** fsetxattr(2). */
+export function fsetxattr(fd: number, name: string, value: Uint8Array): void {
+  check(libc().fsetxattr(fd, cstr(name), value, BigInt(value.byteLength), 0), "fsetxattr", `fd ${fd} ${name}`);
+}
+
+/** lgetxattr(2); returns undefined when the attribute is absent (ENODATA). */
+export function lgetxattr(path: string, name: string): Uint8Array | undefined {
+  const p = cstr(path);
+  const n = cstr(name);
+  for (;;) {
+    const size = Number(libc().lgetxattr(p, n, null, 0n));
+    if (size < 0) {
+      const e = errno();
+      if (e === 61) return undefined;
+      throw new ErrnoError("lgetxattr", e, `${q(path)} ${name}`);
+    }
+    const buf = new Uint8Array(size);
+    const got = Number(libc().lgetxattr(p, n, buf, BigInt(size)));
+    if (got >= 0) return buf.subarray(0, got);
+    const e = errno();
+    if (e !== 34) throw new ErrnoError("lgetxattr", e, `${q(path)} ${name}`); // ERANGE: grew meanwhile
+  }
+}
+
+/** llistxattr(2): the attribute names set on `path` (not following a final symlink). */
+export function llistxattr(path: string): string[] {
+  const p = cstr(path);
+  for (;;) {
+    const size = check(libc().llistxattr(p, null, 0n), "llistxattr", q(path));
+    if (size === 0) return [];
+    const buf = new Uint8Array(size);
+    const got = Number(libc().llistxattr(p, buf, BigInt(size)));
+    if (got >= 0) return decoder.decode(buf.subarray(0, got)).split("\0").filter((s) => s !== "");
+    const e = errno();
+    if (e !== 34) throw new ErrnoError("llistxattr", e, q(path));
+  }
+}
+
+/** One directory entry from getdents64 (d_type uses the DT_* values: 4 dir, 8 regular, 10 symlink, 0 unknown). */
+export interface Dirent {
+  name: string;
+  type: number;
+}
+
+/** DT_* directory entry types. */
+export const DT = { UNKNOWN: 0, FIFO: 1, CHR: 2, DIR: 4, BLK: 6, REG: 8, LNK: 10, SOCK: 12 } as const;
+
+/**
+ * Lists a directory from an open descriptor (getdents64, from the start), without `.` and `..`. Reading through
+ * the descriptor keeps the walk on the directory that was opened, whatever happens to its path meanwhile.
+ */
+export function readDirFd(fd: number): Dirent[] {
+  const buf = new Uint8Array(32768);
+  const view = new DataView(buf.buffer);
+  const out: Dirent[] = [];
+  // Rewind: a descriptor listed before would otherwise continue from its end.
+  check(libc().lseek(fd, 0n, 0), "lseek", `fd ${fd}`);
+  for (;;) {
+    const n = check(libc().getdents64(fd, buf, BigInt(buf.byteLength)), "getdents64", `fd ${fd}`);
+    if (n === 0) return out;
+    // struct linux_dirent64 { u64 d_ino; s64 d_off; u16 d_reclen; u8 d_type; char d_name[]; }
+    for (let off = 0; off < n;) {
+      const reclen = view.getUint16(off + 16, true);
+      const type = buf[off + 18] ?? 0;
+      let end = off + 19;
+      while (end < off + reclen && buf[end] !== 0) end++;
+      const name = decoder.decode(buf.subarray(off + 19, end));
+      if (name !== "." && name !== "..") out.push({ name, type });
+      off += reclen;
+    }
+  }
+}
+
+/** mount(2); null arguments pass NULL. */
+export function mount(
+  source: string | null,
+  target: string,
+  fstype: string | null,
+  flags: number,
+  data: string | null,
+): void {
+  check(
+    libc().mount(
+      source === null ? null : cstr(source),
+      cstr(target),
+      fstype === null ? null : cstr(fstype),
+      BigInt(flags),
+      data === null ? null : cstr(data),
+    ),
+    "mount",
+    `${fstype ?? ""} on ${q(target)}`,
+  );
+}
+
+/** umount2(2) with MNT.* flags. */
+export function umount2(target: string, flags: number): void {
+  check(libc().umount2(cstr(target), flags), "umount2", q(target));
+}
+
+/** fsopen(2) (Linux 5.2): a filesystem context; returns its descriptor. */
+export function fsopen(fsname: string, flags: number): number {
+  return check(libc().fsopen(SYS.fsopen, cstr(fsname), flags), "fsopen", fsname);
+}
+
+/** fsconfig(2): one configuration step on a filesystem context (`value`/`aux` as the command requires). */
+export function fsconfig(fd: number, cmd: number, key: string | null, value: string | null, aux = 0): void {
+  const detail = key === null ? `cmd ${cmd}` : value === null ? key : `${key}=${q(value)}`;
+  check(
+    libc().fsconfig(SYS.fsconfig, fd, cmd, key === null ? null : cstr(key), value === null ? null : cstr(value), aux),
+    "fsconfig",
+    detail,
+  );
+}
+
+/** fsmount(2): turns a created context into a detached mount; returns its descriptor. */
+export function fsmount(fd: number, flags: number, attrFlags: number): number {
+  return check(libc().fsmount(SYS.fsmount, fd, flags, attrFlags), "fsmount", `fd ${fd}`);
+}
+
+/** move_mount(2): attaches a detached mount (`fromPath` "" with FS.MOVE_MOUNT_F_EMPTY_PATH) at `toPath`. */
+export function moveMount(fromDirfd: number, fromPath: string, toDirfd: number, toPath: string, flags: number): void {
+  check(
+    libc().move_mount(SYS.move_mount, fromDirfd, cstr(fromPath), toDirfd, cstr(toPath), flags),
+    "move_mount",
+    q(toPath),
+  );
+}
+
+/** prctl(2); returns the call's non-negative result. */
+export function prctl(option: number, arg2 = 0, arg3 = 0, arg4 = 0, arg5 = 0): number {
+  return check(
+    libc().prctl(option, BigInt(arg2), BigInt(arg3), BigInt(arg4), BigInt(arg5)),
+    "prctl",
+    `option ${option}`,
+  );
+}
