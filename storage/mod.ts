@@ -11,3 +11,7 @@ export { classifyEntry, normaliseEntryPath } from "./layer_paths.ts";
 export type { EntryTarget } from "./layer_paths.ts";
 export { diskUsage, LinuxMounter, MAX_LOWER_LAYERS, mountOverlay, unmount } from "./overlay.ts";
 export type { DiskUsage, MountApi, Mounter, OverlayOptions } from "./overlay.ts";
+export { chainIds, IMAGE_STORE_MIGRATIONS, ImageStore } from "./image_store.ts";
+export type { ImageRecord, LayerRecord, LayerWriter, NewImage } from "./image_store.ts";
+export { DAEMON_MIGRATIONS, migrate, openDatabase } from "./db.ts";
+export type { Migration, MigrationSet } from "./db.ts";
