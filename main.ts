@@ -11,6 +11,10 @@ const MODES: Record<string, Mode> = {
     load: () => import("./cri/config_mode.ts"),
     help: "print the effective configuration as TOML (--default: the built-in defaults)",
   },
+  image: {
+    load: () => import("./cri/image_mode.ts"),
+    help: "import, list and remove stored images (works without the daemon)",
+  },
   version: {
     load: () => import("./cri/version_mode.ts"),
     help: "print versions of davit, Deno, V8, TypeScript and the CRI API",

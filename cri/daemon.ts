@@ -8,10 +8,16 @@ import { type Config, reloadableDiff } from "../lib/config.ts";
 import { errorMessage, FailedPrecondition } from "../lib/errors.ts";
 import { configureLogging, type Logger, logger } from "../lib/log.ts";
 import type { RuntimeHandlerConfig } from "../runtime/mod.ts";
-import { DAEMON_MIGRATIONS, openDatabase } from "../storage/db.ts";
+import { DAEMON_MIGRATIONS, IMAGE_STORE_MIGRATIONS, openDatabase } from "../storage/mod.ts";
+import type { ImageService } from "../image/mod.ts";
+import { openImageService } from "./image_setup.ts";
 import { CriGrpcServer, type Handlers } from "./grpc_server.ts";
 import { type AuthorityFront, startAuthorityFront } from "./h2_front.ts";
 import { runtimeConfig } from "./runtime_config.ts";
+import { imageFsInfo } from "./image_fs_info.ts";
+import { listImages, streamImages } from "./image_list.ts";
+import { removeImage } from "./image_remove.ts";
+import { imageStatus } from "./image_status.ts";
 import { claimSocketPath, ensureDir, parentDir } from "./socket.ts";
 import { status } from "./status.ts";
 import { version } from "./version.ts";
@@ -33,6 +39,7 @@ export class Daemon {
   #lock: Deno.FsFile | undefined;
   #db: DatabaseSync | undefined;
   #server?: CriGrpcServer;
+  #images: ImageService | undefined;
   #front: AuthorityFront | undefined;
   #backendPath = "";
   #stopping?: Promise<void>;
@@ -51,6 +58,17 @@ export class Daemon {
   get db(): DatabaseSync {
     if (!this.#db) throw new FailedPrecondition("the database is not open");
     return this.#db;
+  }
+
+  /** Stored images, pulls and imports. */
+  get images(): ImageService {
+    if (!this.#images) throw new FailedPrecondition("the image service is not running");
+    return this.#images;
+  }
+
+  /** The ID of a container created from the image, if any (none exist until containers are built). */
+  containerUsingImage(_imageId: string): string | undefined {
+    return undefined;
   }
 
   /** Every configured runtime handler. */
@@ -86,7 +104,9 @@ export class Daemon {
     await ensureDir(cfg.root, 0o711);
     await ensureDir(cfg.runroot, 0o711);
     await this.#takeLock(`${cfg.root}/davit.lock`);
-    this.#db = openDatabase(`${cfg.root}/davit.db`, { daemon: DAEMON_MIGRATIONS });
+    this.#db = openDatabase(`${cfg.root}/davit.db`, { daemon: DAEMON_MIGRATIONS, storage: IMAGE_STORE_MIGRATIONS });
+    this.#images = await openImageService(this.#config, this.#db, this.log);
+    await this.#images.store.recover();
     this.#db.prepare("INSERT OR REPLACE INTO daemon_meta (key, value) VALUES ('last_start', ?)").run(
       new Date().toISOString(),
     );
@@ -95,6 +115,11 @@ export class Daemon {
       Version: version,
       Status: status(this),
       RuntimeConfig: runtimeConfig(this),
+      ImageStatus: imageStatus(this),
+      ListImages: listImages(this),
+      StreamImages: streamImages(this),
+      RemoveImage: removeImage(this),
+      ImageFsInfo: imageFsInfo(this),
     };
     this.#server = new CriGrpcServer({
       handlers,

@@ -115,3 +115,6 @@ export {
   type SimpleSigningClaims,
   verifySigstoreSignature,
 } from "./sigstore.ts";
+export { type BlobOpener, fetchSmallBlob, ingestImage, type IngestInput } from "./ingest.ts";
+export { type ImportAdmission, importImages, type ImportOptions } from "./import.ts";
+export { ImageService, type ImageServiceOptions, type ImageServiceSettings } from "./service.ts";

@@ -8,7 +8,7 @@ DENO_VERSION=2.9.6
 want=${1:-runtime}
 
 runtime_pkgs=(runc crun runsc containernetworking-plugins iptables iproute2 ca-certificates)
-test_pkgs=(docker-registry skopeo umoci busybox-static openssl apache2-utils zstd containerd conmon util-linux procps)
+test_pkgs=(docker-registry skopeo umoci busybox-static openssl apache2-utils zstd containerd conmon util-linux procps attr)
 
 pkgs=("${runtime_pkgs[@]}")
 [ "$want" = test ] && pkgs+=("${test_pkgs[@]}")

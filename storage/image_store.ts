@@ -132,8 +132,40 @@ export class ImageStore {
     return `${this.#base}/tmp`;
   }
 
+  async #lockFile(): Promise<Deno.FsFile> {
+    await Deno.mkdir(this.#base, { recursive: true, mode: 0o700 });
+    return await Deno.open(`${this.#base}/store.lock`, { create: true, read: true, write: true, mode: 0o600 });
+  }
+
+  /**
+   * Runs `fn` while holding the store lock shared. Another process writing into the store (`davit image import`
+   * beside a running daemon) holds it for its whole run; recovery and garbage collection need it exclusively, so
+   * neither removes layers that process has written but not yet recorded.
+   */
+  async withSharedLock<T>(fn: () => Promise<T>): Promise<T> {
+    const file = await this.#lockFile();
+    try {
+      await file.lock(false);
+      return await fn();
+    } finally {
+      file.close();
+    }
+  }
+
   /** Creates the directories and removes what a crash left half-made. Call once at start. */
   async recover(): Promise<{ removedTemp: number; removedOrphanDirs: number; removedBrokenImages: number }> {
+    using file = await this.#lockFile();
+    await file.lock(true);
+    return await this.#recover();
+  }
+
+  /** Creates the store's directories (no recovery: safe beside a running daemon). */
+  async ensureDirs(): Promise<void> {
+    await Deno.mkdir(`${this.#base}/layers`, { recursive: true, mode: 0o700 });
+    await Deno.mkdir(this.tmpDir, { recursive: true, mode: 0o700 });
+  }
+
+  async #recover(): Promise<{ removedTemp: number; removedOrphanDirs: number; removedBrokenImages: number }> {
     await Deno.mkdir(`${this.#base}/layers`, { recursive: true, mode: 0o700 });
     let removedTemp = 0, removedOrphanDirs = 0, removedBrokenImages = 0;
     await Deno.remove(this.tmpDir, { recursive: true }).then(() => removedTemp++, () => {});
@@ -240,7 +272,18 @@ export class ImageStore {
       await Deno.mkdir(`${work}/diff`, { mode: 0o755 });
       const { size } = await write(`${work}/diff`);
       const final = `${this.#base}/layers/${hex(layer.chainId)}`;
-      await Deno.rename(work, final);
+      try {
+        await Deno.rename(work, final);
+      } catch (err) {
+        // Another process (an import beside the daemon) stored the same layer first.
+        const taken = await Deno.lstat(final).then(() => true, () => false);
+        const theirs = taken ? await this.#awaitLayerRecord(layer.chainId) : undefined;
+        if (theirs) {
+          await Deno.remove(work, { recursive: true }).catch(() => {});
+          return theirs;
+        }
+        throw err;
+      }
       const rec: LayerRecord = { chainId: layer.chainId, diffId: layer.diffId, parent: layer.parent, size };
       try {
         this.#db.prepare("INSERT INTO layers (chain_id, diff_id, parent, size, created_at) VALUES (?, ?, ?, ?, ?)")
@@ -254,6 +297,15 @@ export class ImageStore {
       await Deno.remove(work, { recursive: true }).catch(() => {});
       throw err;
     }
+  }
+
+  async #awaitLayerRecord(chainId: string): Promise<LayerRecord | undefined> {
+    for (let i = 0; i < 50; i++) {
+      const rec = this.getLayer(chainId);
+      if (rec) return rec;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return undefined;
   }
 
   /**
@@ -384,8 +436,13 @@ export class ImageStore {
     this.#tx(() => this.#db.prepare("DELETE FROM images WHERE id = ?").run(id));
   }
 
-  /** Deletes layers that no image references (and that no pull is writing); returns their chain IDs. */
+  /**
+   * Deletes layers that no image references (and that no pull is writing); returns their chain IDs. Skipped (and
+   * left for the next call) while another process holds the store lock.
+   */
   async collectGarbage(): Promise<string[]> {
+    using file = await this.#lockFile();
+    if (!await file.tryLock(true)) return [];
     const rows = this.#db.prepare(
       "SELECT chain_id FROM layers WHERE chain_id NOT IN (SELECT chain_id FROM image_layers)",
     ).all() as { chain_id: string }[];

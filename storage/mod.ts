@@ -15,3 +15,4 @@ export { chainIds, IMAGE_STORE_MIGRATIONS, ImageStore } from "./image_store.ts";
 export type { ImageRecord, LayerRecord, LayerWriter, NewImage } from "./image_store.ts";
 export { DAEMON_MIGRATIONS, migrate, openDatabase } from "./db.ts";
 export type { Migration, MigrationSet } from "./db.ts";
+export { type Rootfs, RootfsManager } from "./rootfs.ts";

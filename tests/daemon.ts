@@ -39,6 +39,18 @@ export interface StartDaemonOptions {
   env?: Record<string, string>;
 }
 
+/** The drop-in that points every host-wide file davit reads at the test directory. */
+export function testPathsToml(dir: string): string {
+  return [
+    "[davit.image]",
+    `registries_conf = "${dir}/etc/containers/registries.conf"`,
+    `registries_conf_dir = "${dir}/etc/containers/registries.conf.d"`,
+    `signature_policy = "${dir}/etc/containers/policy.json"`,
+    `certs_dir = "${dir}/etc/containers/certs.d"`,
+    "",
+  ].join("\n");
+}
+
 /** Launches davit's serve mode exactly as `deno run main.ts` would, with test paths. */
 export async function startDaemon(opts: StartDaemonOptions = {}): Promise<TestDaemon> {
   const dir = opts.dir ?? await Deno.makeTempDir({ prefix: "davit-test-" });
@@ -69,6 +81,8 @@ export async function startDaemon(opts: StartDaemonOptions = {}): Promise<TestDa
   // davit treats a missing --config file or --config-dir as an error, so both exist, if empty.
   await Deno.mkdir(`${dir}/etc/davit.conf.d`, { recursive: true });
   await Deno.writeTextFile(`${dir}/etc/davit.toml`, "", { append: true });
+  // Keep the host's /etc/containers out of tests: registries.conf, policy and certs live in the test directory.
+  await Deno.writeTextFile(`${dir}/etc/davit.conf.d/00-test-paths.toml`, testPathsToml(dir));
   const cmd = selfCommand(args, {
     stdin: "null",
     stdout: "null",
