@@ -42,6 +42,10 @@ const SYMBOLS = {
   fsmount: { name: "syscall", parameters: ["i64", "i32", "u32", "u32"], result: "i64" },
   move_mount: { name: "syscall", parameters: ["i64", "i32", "buffer", "i32", "buffer", "u32"], result: "i64" },
   prctl: { parameters: ["i32", "u64", "u64", "u64", "u64"], result: "i32" },
+  waitpid: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+  // The blocking form runs on a worker thread (a promise), so errno is not readable after it: see waitpidBlocking.
+  waitpid_blocking: { name: "waitpid", parameters: ["i32", "buffer", "i32"], result: "i32", nonblocking: true },
+  dup2: { parameters: ["i32", "i32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 type Symbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
@@ -593,4 +597,47 @@ export function prctl(option: number, arg2 = 0, arg3 = 0, arg4 = 0, arg5 = 0): n
     "prctl",
     `option ${option}`,
   );
+}
+
+/** prctl(2) options (linux/prctl.h). */
+export const PR = { SET_CHILD_SUBREAPER: 36, GET_CHILD_SUBREAPER: 37 } as const;
+
+/** waitpid(2) options. */
+export const W = { NOHANG: 1 } as const;
+
+const noHangStatus = new Int32Array(1);
+
+/**
+ * waitpid(pid, WNOHANG): reaps `pid` if it has exited and returns its raw wait status, or returns undefined while
+ * it still runs. Throws ECHILD when `pid` is not (or no longer) a child of this process.
+ */
+export function waitpidNoHang(pid: number): number | undefined {
+  for (;;) {
+    const r = libc().waitpid(pid, new Uint8Array(noHangStatus.buffer), W.NOHANG);
+    if (r === pid) return noHangStatus[0] ?? 0;
+    if (r === 0) return undefined;
+    const e = errno();
+    if (e !== 4) throw new ErrnoError("waitpid", e, `pid ${pid}`);
+  }
+}
+
+/**
+ * Waits for child `pid` to exit and reaps it, blocking a worker thread rather than the event loop; resolves to the
+ * raw wait status. Only ever waits for that one pid: waitpid(-1) would steal the exit of Deno's own children.
+ * errno belongs to the worker thread, so a failed blocking call is re-asked synchronously with WNOHANG, which
+ * either reaps it, says it still runs (EINTR: wait again), or throws the real error (ECHILD).
+ */
+export async function waitpidBlocking(pid: number): Promise<number> {
+  const status = new Int32Array(1);
+  for (;;) {
+    const r = await libc().waitpid_blocking(pid, new Uint8Array(status.buffer), 0);
+    if (r === pid) return status[0] ?? 0;
+    const again = waitpidNoHang(pid);
+    if (again !== undefined) return again;
+  }
+}
+
+/** dup2(2): makes `newfd` a copy of `oldfd` (used to point a detached process's stdio at a log file). */
+export function dup2(oldfd: number, newfd: number): void {
+  check(libc().dup2(oldfd, newfd), "dup2", `fd ${oldfd} -> ${newfd}`);
 }
