@@ -118,3 +118,10 @@ export {
 export { type BlobOpener, fetchSmallBlob, ingestImage, type IngestInput } from "./ingest.ts";
 export { type ImportAdmission, importImages, type ImportOptions } from "./import.ts";
 export { ImageService, type ImageServiceOptions, type ImageServiceSettings } from "./service.ts";
+export {
+  type FetchedManifest,
+  ImagePuller,
+  type ImagePullerOptions,
+  type PullOptions,
+  type RegistryAccess,
+} from "./pull.ts";

@@ -12,6 +12,7 @@ import { importImages } from "./import.ts";
 import { evaluatePolicy, type Policy } from "./policy.ts";
 import { fullString, isShortName, parseImageIdOrReference, parseReference, resolveShortName } from "./reference.ts";
 import type { RegistriesConf } from "./registries_conf.ts";
+import type { ImagePuller, PullOptions } from "./pull.ts";
 
 /** Settings the image service reads. */
 export interface ImageServiceSettings {
@@ -27,6 +28,8 @@ export interface ImageServiceOptions {
   settings: ImageServiceSettings;
   registries: RegistriesConf;
   policy: Policy;
+  /** Pulls from registries; absent in tools that only import. */
+  puller?: ImagePuller;
 }
 
 function globToRegExp(glob: string): RegExp {
@@ -41,12 +44,14 @@ export class ImageService {
   readonly policy: Policy;
   readonly log = logger("image");
   readonly #pins: RegExp[];
+  readonly #puller: ImagePuller | undefined;
 
   constructor(opts: ImageServiceOptions) {
     this.store = opts.store;
     this.settings = opts.settings;
     this.registries = opts.registries;
     this.policy = opts.policy;
+    this.#puller = opts.puller;
     this.#pins = [opts.settings.pauseImage, ...opts.settings.pinnedImages].flatMap((p) => {
       const full = (() => {
         try {
@@ -150,6 +155,18 @@ export class ImageService {
       log: this.log,
       ...(signal ? { signal } : {}),
     });
+  }
+
+  /** Pulls `name` (a short name tries each candidate in order) and returns the stored image. */
+  async pull(name: string, opts: PullOptions = {}): Promise<ImageRecord> {
+    if (!this.#puller) throw new FailedPrecondition("this davit has no registry access configured");
+    const parsed = parseImageIdOrReference(name);
+    if (parsed.kind === "id") {
+      const img = this.store.getImage(parsed.id);
+      if (img) return img;
+      throw new NotFound(`image ID ${parsed.id} is not stored and an ID cannot be pulled; pull by name`);
+    }
+    return await this.#puller.pull(this.candidates(name).map((c) => parseReference(c)), opts);
   }
 
   /** Like {@link find} but throws NotFound. */
