@@ -58,7 +58,6 @@ const LAYER: TarWriterEntry[] = [
   { name: "dev/sda", type: "block", devmajor: 8, devminor: 1, mode: 0o660, gid: 6 },
   { name: "run/fifo", type: "fifo", mode: 0o620 },
   { name: "d/" + "n".repeat(200), data: "long", uid: 3_000_000 },
-  { name: "/abs/file", data: "abs" },
   { name: "gone/.wh.file", data: "" },
   { name: "opq/.wh..wh..opq", data: "" },
   { name: "opq/kept", data: "k" },
@@ -112,7 +111,6 @@ Deno.test("extractLayer writes every entry type with its metadata", async (t) =>
       assertEquals([fifo.isFifo, fifo.mode! & 0o7777], [true, 0o620]);
 
       assertEquals((await Deno.lstat(`${d}/d/${"n".repeat(200)}`)).uid, 3_000_000);
-      assertEquals(await Deno.readTextFile(`${d}/abs/file`), "abs", "absolute names are made relative");
 
       const wh = await Deno.lstat(`${d}/gone/file`);
       assertEquals([wh.isCharDevice, wh.rdev], [true, 0]);

@@ -1,5 +1,5 @@
 /**
- * Pure rules for the member names of a layer tar: normalisation (absolute names become relative, `.` and `..` are
+ * Pure rules for the member names of a layer tar: normalisation (absolute names are refused, `.` and `..` are
  * resolved lexically and may not climb above the root) and the OCI whiteout names (image-spec layer.md,
  * "Whiteouts": `.wh.<name>` hides `<name>`, `.wh..wh..opq` makes its directory opaque).
  * @module
@@ -39,11 +39,13 @@ export function escapeError(
 
 /**
  * Normalises a member name to a relative path without `.`, `..`, empty or trailing components; "" means the root
- * itself. Leading slashes are dropped, as GNU tar and Docker's archive code do for absolute member names. A `..`
+ * itself. An absolute member name (other than "/" itself) is refused: layer tars use relative names, and an
+ * absolute one is either a broken or a hostile archive (davit refuses rather than guesses, unlike GNU tar). A `..`
  * that would climb above the root is refused with InvalidArgument rather than clamped.
  */
 export function normaliseEntryPath(name: string): string {
   if (name.includes("\0")) throw escapeError(name, "name contains a NUL byte");
+  if (name.startsWith("/") && name.replace(/[/.]/g, "") !== "") throw escapeError(name, "absolute path");
   const out: string[] = [];
   for (const part of name.split("/")) {
     if (part === "" || part === ".") continue;

@@ -7,8 +7,6 @@ Deno.test("normaliseEntryPath", async (t) => {
   const ok: [string, string][] = [
     ["a/b/c", "a/b/c"],
     ["./a/b/", "a/b"],
-    ["/abs/x", "abs/x"],
-    ["//abs//x/./", "abs/x"],
     ["a/../b", "b"],
     ["a/b/../../c", "c"],
     [".", ""],
@@ -23,7 +21,7 @@ Deno.test("normaliseEntryPath", async (t) => {
       assertEquals(normaliseEntryPath(name), want);
     });
   }
-  const bad = ["..", "../x", "../../etc/x", "a/../../x", "/../x", "./../x", "a/b/../../../x", "a\0b"];
+  const bad = ["/abs/x", "//abs//x/./", "..", "../x", "../../etc/x", "a/../../x", "./../x", "a/b/../../../x", "a\0b"];
   for (const name of bad) {
     await t.step(`refuses ${JSON.stringify(name)}`, () => {
       const err = assertThrows(() => normaliseEntryPath(name), InvalidArgument);
