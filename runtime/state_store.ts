@@ -142,7 +142,9 @@ export class StateStore {
   /** Updates a pod's state and/or runtime data. */
   updatePod(id: string, change: { state?: PodState; runtime?: Record<string, unknown> }): void {
     if (change.state) this.#db.prepare("UPDATE pods SET state = ? WHERE id = ?").run(change.state, id);
-    if (change.runtime) this.#db.prepare("UPDATE pods SET runtime = ? WHERE id = ?").run(JSON.stringify(change.runtime), id);
+    if (change.runtime) {
+      this.#db.prepare("UPDATE pods SET runtime = ? WHERE id = ?").run(JSON.stringify(change.runtime), id);
+    }
   }
 
   /** One pod, or undefined. */
@@ -159,7 +161,9 @@ export class StateStore {
 
   /** Pods whose ID starts with `prefix` (the CRI lets clients use unique prefixes). */
   podsByPrefix(prefix: string): PodRecord[] {
-    return (this.#db.prepare("SELECT * FROM pods WHERE id LIKE ? ORDER BY created_at").all(`${prefix}%`) as Row[]).map(podFrom);
+    return (this.#db.prepare("SELECT * FROM pods WHERE id LIKE ? ORDER BY created_at").all(`${prefix}%`) as Row[]).map(
+      podFrom,
+    );
   }
 
   /** Every pod. */
