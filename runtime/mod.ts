@@ -5,3 +5,60 @@
  */
 export { resolveRuntimeBinary } from "./handlers.ts";
 export type { RuntimeBinary, RuntimeHandlerConfig } from "./handlers.ts";
+export { OciRuntimeError } from "./oci_runtime.ts";
+export type {
+  CreateOptions,
+  DeleteOptions,
+  ExecOptions,
+  ExecProcess,
+  ExecResult,
+  KillOptions,
+  OciRuntime,
+  OciState,
+  OciStatus,
+  OciVerb,
+  ProcessStdio,
+  ResourceUpdate,
+} from "./oci_runtime.ts";
+export { DEFAULT_TIMEOUTS_MS, RuncLikeRuntime } from "./runc_like_runtime.ts";
+export type { RuncLikeRuntimeOptions } from "./runc_like_runtime.ts";
+export { FakeOciRuntime } from "./oci_runtime_fake.ts";
+export type { RecordedCall } from "./oci_runtime_fake.ts";
+export { parseCgroupLayout, parseMountInfo, readCgroupLayout } from "./cgroup_layout.ts";
+export type { CgroupLayout, MountInfo, V1Hierarchy } from "./cgroup_layout.ts";
+export {
+  addProcessToCgroup,
+  cgroupStats,
+  checkCgroupManager,
+  containerCgroupPath,
+  createCgroup,
+  createPodCgroup,
+  podCgroupPath,
+  removeCgroup,
+} from "./cgroups.ts";
+export type { CgroupManager, CgroupResources, CgroupStats } from "./cgroups.ts";
+export {
+  checkHostname,
+  createPodNamespaces,
+  listPinnedNamespaces,
+  POD_NAMESPACE_KINDS,
+  podNamespacePaths,
+  removePodNamespaces,
+} from "./pod_namespaces.ts";
+export type { PinnedNamespace, PodNamespaceKind, PodNamespaceOptions, PodNamespacePaths } from "./pod_namespaces.ts";
+export { parseSysctlList, planPodSysctls, sysctlNamespace } from "./pod_sysctls.ts";
+export type { PlannedSysctl, SysctlNamespace } from "./pod_sysctls.ts";
+export {
+  mountPodShm,
+  podDir,
+  podFilePaths,
+  podShmPath,
+  removePodFiles,
+  renderHostname,
+  renderHosts,
+  renderResolvConf,
+  unmountPodShm,
+  updatePodHosts,
+  writePodFiles,
+} from "./pod_files.ts";
+export type { DnsConfig, PodFilePaths } from "./pod_files.ts";
