@@ -7,7 +7,19 @@ import type { DatabaseSync } from "node:sqlite";
 import { type Config, reloadableDiff } from "../lib/config.ts";
 import { errorMessage, FailedPrecondition } from "../lib/errors.ts";
 import { configureLogging, type Logger, logger } from "../lib/log.ts";
-import type { RuntimeHandlerConfig } from "../runtime/mod.ts";
+import {
+  checkCgroupManager,
+  releaseNamespaceRoot,
+  type RuntimeHandlerConfig,
+  STATE_MIGRATIONS,
+  StateStore,
+} from "../runtime/mod.ts";
+import { PodManager } from "./pods.ts";
+import { runPodSandbox } from "./pod_run.ts";
+import { stopPodSandbox } from "./pod_stop.ts";
+import { removePodSandbox } from "./pod_remove.ts";
+import { podSandboxStatus } from "./pod_status.ts";
+import { listPodSandbox, streamPodSandboxes } from "./pod_list.ts";
 import { DAEMON_MIGRATIONS, IMAGE_STORE_MIGRATIONS, openDatabase } from "../storage/mod.ts";
 import type { ImageService } from "../image/mod.ts";
 import { openImageService } from "./image_setup.ts";
@@ -40,6 +52,8 @@ export class Daemon {
   #db: DatabaseSync | undefined;
   #server?: CriGrpcServer;
   #images: ImageService | undefined;
+  #state: StateStore | undefined;
+  #pods: PodManager | undefined;
   #front: AuthorityFront | undefined;
   #backendPath = "";
   #stopping?: Promise<void>;
@@ -66,9 +80,21 @@ export class Daemon {
     return this.#images;
   }
 
-  /** The ID of a container created from the image, if any (none exist until containers are built). */
-  containerUsingImage(_imageId: string): string | undefined {
-    return undefined;
+  /** Durable pod and container records. */
+  get state(): StateStore {
+    if (!this.#state) throw new FailedPrecondition("the state store is not open");
+    return this.#state;
+  }
+
+  /** Pod lifecycle. */
+  get pods(): PodManager {
+    if (!this.#pods) throw new FailedPrecondition("the pod manager is not running");
+    return this.#pods;
+  }
+
+  /** The ID of a container created from the image, if any. */
+  containerUsingImage(imageId: string): string | undefined {
+    return this.#state?.containerUsingImage(imageId);
   }
 
   /** Every configured runtime handler. */
@@ -104,9 +130,23 @@ export class Daemon {
     await ensureDir(cfg.root, 0o711);
     await ensureDir(cfg.runroot, 0o711);
     await this.#takeLock(`${cfg.root}/davit.lock`);
-    this.#db = openDatabase(`${cfg.root}/davit.db`, { daemon: DAEMON_MIGRATIONS, storage: IMAGE_STORE_MIGRATIONS });
+    await checkCgroupManager(cfg.runtime.cgroup_manager);
+    this.#db = openDatabase(`${cfg.root}/davit.db`, {
+      daemon: DAEMON_MIGRATIONS,
+      storage: IMAGE_STORE_MIGRATIONS,
+      runtime: STATE_MIGRATIONS,
+    });
+    this.#state = new StateStore(this.#db);
     this.#images = await openImageService(this.#config, this.#db, this.log);
     await this.#images.store.recover();
+    this.#pods = new PodManager({
+      state: this.#state,
+      runroot: cfg.runroot,
+      shmSize: cfg.runtime.shm_size,
+      runtimeHandlers: Object.keys(cfg.runtime.runtimes),
+      defaultRuntime: cfg.runtime.default_runtime,
+    });
+    await this.#pods.recover();
     this.#db.prepare("INSERT OR REPLACE INTO daemon_meta (key, value) VALUES ('last_start', ?)").run(
       new Date().toISOString(),
     );
@@ -115,6 +155,12 @@ export class Daemon {
       Version: version,
       Status: status(this),
       RuntimeConfig: runtimeConfig(this),
+      RunPodSandbox: runPodSandbox(this),
+      StopPodSandbox: stopPodSandbox(this),
+      RemovePodSandbox: removePodSandbox(this),
+      PodSandboxStatus: podSandboxStatus(this),
+      ListPodSandbox: listPodSandbox(this),
+      StreamPodSandboxes: streamPodSandboxes(this),
       ImageStatus: imageStatus(this),
       ListImages: listImages(this),
       StreamImages: streamImages(this),
@@ -213,6 +259,11 @@ export class Daemon {
   }
 
   async #release(): Promise<void> {
+    if (this.#pods) {
+      await releaseNamespaceRoot(this.#config.davit.runroot).catch((err) =>
+        this.log.warn("cannot release the namespace directory mount", { error: errorMessage(err) })
+      );
+    }
     await this.#front?.close();
     this.#front = undefined;
     if (this.#backendPath) {

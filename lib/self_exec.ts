@@ -4,16 +4,11 @@
  * @module
  */
 
-/** Permissions the binary needs; `deno task compile` bakes the same list in. */
-export const PERMISSION_FLAGS = [
-  "--allow-read",
-  "--allow-write",
-  "--allow-net",
-  "--allow-run",
-  "--allow-env",
-  "--allow-ffi",
-  "--allow-sys",
-] as const;
+/**
+ * Permissions the binary needs; `deno compile` bakes the same list in. It is all of them: a container runtime
+ * reads /proc/self (mountinfo, fds), which Deno grants only with --allow-all, and runs as root anyway.
+ */
+export const PERMISSION_FLAGS = ["--allow-all"] as const;
 
 /** How this process was started. */
 export interface SelfForm {

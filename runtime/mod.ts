@@ -43,6 +43,7 @@ export {
   listPinnedNamespaces,
   POD_NAMESPACE_KINDS,
   podNamespacePaths,
+  releaseNamespaceRoot,
   removePodNamespaces,
 } from "./pod_namespaces.ts";
 export type { PinnedNamespace, PodNamespaceKind, PodNamespaceOptions, PodNamespacePaths } from "./pod_namespaces.ts";
@@ -62,3 +63,5 @@ export {
   writePodFiles,
 } from "./pod_files.ts";
 export type { DnsConfig, PodFilePaths } from "./pod_files.ts";
+export { STATE_MIGRATIONS, StateStore } from "./state_store.ts";
+export type { ContainerRecord, ContainerState, PodRecord, PodState } from "./state_store.ts";

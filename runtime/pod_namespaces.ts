@@ -211,3 +211,24 @@ export async function listPinnedNamespaces(runroot: string): Promise<PinnedNames
   }
   return out.sort((a, b) => a.podId.localeCompare(b.podId) || a.kind.localeCompare(b.kind));
 }
+
+/**
+ * Undoes the private bind mount of `<runroot>/ns` when no pod namespace is pinned under it any more (the daemon
+ * calls this at shutdown, so a daemon with no pods leaves no mount behind). Returns whether it unmounted.
+ */
+export async function releaseNamespaceRoot(runroot: string): Promise<boolean> {
+  if ((await listPinnedNamespaces(runroot)).length > 0) return false;
+  const dir = `${runroot}/ns`;
+  let released = false;
+  for (let i = 0; i < 16; i++) {
+    try {
+      umount2(dir, MNT.DETACH);
+      released = true;
+    } catch (err) {
+      if (isErrno(err, "EINVAL", "ENOENT")) break;
+      throw err;
+    }
+  }
+  privateDirs.delete(dir);
+  return released;
+}

@@ -84,7 +84,8 @@ export interface ContainerRecord<R = Record<string, unknown>> {
 
 type Row = Record<string, string | number | null>;
 
-function podFrom(r: Row): PodRecord {
+// deno-lint-ignore no-explicit-any
+function podFrom(r: Row): PodRecord<any> {
   return {
     id: String(r.id),
     name: String(r.name),
@@ -96,7 +97,8 @@ function podFrom(r: Row): PodRecord {
   };
 }
 
-function containerFrom(r: Row): ContainerRecord {
+// deno-lint-ignore no-explicit-any
+function containerFrom(r: Row): ContainerRecord<any> {
   return {
     id: String(r.id),
     podId: String(r.pod_id),
@@ -127,7 +129,7 @@ export class StateStore {
   }
 
   /** Records a new pod (state "creating"); a taken name is AlreadyExists naming the pod that holds it. */
-  addPod(p: PodRecord): void {
+  addPod(p: PodRecord<unknown>): void {
     try {
       this.#db.prepare(
         "INSERT INTO pods (id, name, state, created_at, runtime_handler, request, runtime) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -140,7 +142,7 @@ export class StateStore {
   }
 
   /** Updates a pod's state and/or runtime data. */
-  updatePod(id: string, change: { state?: PodState; runtime?: Record<string, unknown> }): void {
+  updatePod(id: string, change: { state?: PodState; runtime?: unknown }): void {
     if (change.state) this.#db.prepare("UPDATE pods SET state = ? WHERE id = ?").run(change.state, id);
     if (change.runtime) {
       this.#db.prepare("UPDATE pods SET runtime = ? WHERE id = ?").run(JSON.stringify(change.runtime), id);
@@ -148,13 +150,13 @@ export class StateStore {
   }
 
   /** One pod, or undefined. */
-  pod(id: string): PodRecord | undefined {
+  pod<R = Record<string, unknown>>(id: string): PodRecord<R> | undefined {
     const r = this.#db.prepare("SELECT * FROM pods WHERE id = ?").get(id) as Row | undefined;
     return r && podFrom(r);
   }
 
   /** The pod with this reserved name, or undefined. */
-  podByName(name: string): PodRecord | undefined {
+  podByName<R = Record<string, unknown>>(name: string): PodRecord<R> | undefined {
     const r = this.#db.prepare("SELECT * FROM pods WHERE name = ?").get(name) as Row | undefined;
     return r && podFrom(r);
   }
@@ -167,7 +169,7 @@ export class StateStore {
   }
 
   /** Every pod. */
-  pods(): PodRecord[] {
+  pods<R = Record<string, unknown>>(): PodRecord<R>[] {
     return (this.#db.prepare("SELECT * FROM pods ORDER BY created_at").all() as Row[]).map(podFrom);
   }
 
@@ -177,7 +179,7 @@ export class StateStore {
   }
 
   /** Records a new container; a taken name is AlreadyExists naming the holder. */
-  addContainer(c: ContainerRecord): void {
+  addContainer(c: ContainerRecord<unknown>): void {
     try {
       this.#db.prepare(
         "INSERT INTO containers (id, pod_id, name, state, created_at, image_id, image_name, request, runtime) " +
@@ -206,7 +208,7 @@ export class StateStore {
   updateContainer(
     id: string,
     change: Partial<Pick<ContainerRecord, "state" | "startedAt" | "finishedAt" | "exitCode" | "reason" | "message">> & {
-      runtime?: Record<string, unknown>;
+      runtime?: unknown;
     },
   ): void {
     const cols: [string, string | number][] = [];
@@ -223,13 +225,13 @@ export class StateStore {
   }
 
   /** One container, or undefined. */
-  container(id: string): ContainerRecord | undefined {
+  container<R = Record<string, unknown>>(id: string): ContainerRecord<R> | undefined {
     const r = this.#db.prepare("SELECT * FROM containers WHERE id = ?").get(id) as Row | undefined;
     return r && containerFrom(r);
   }
 
   /** The container with this reserved name, or undefined. */
-  containerByName(name: string): ContainerRecord | undefined {
+  containerByName<R = Record<string, unknown>>(name: string): ContainerRecord<R> | undefined {
     const r = this.#db.prepare("SELECT * FROM containers WHERE name = ?").get(name) as Row | undefined;
     return r && containerFrom(r);
   }
@@ -241,7 +243,7 @@ export class StateStore {
   }
 
   /** Every container, or a pod's. */
-  containers(podId?: string): ContainerRecord[] {
+  containers<R = Record<string, unknown>>(podId?: string): ContainerRecord<R>[] {
     const rows = podId
       ? this.#db.prepare("SELECT * FROM containers WHERE pod_id = ? ORDER BY created_at").all(podId)
       : this.#db.prepare("SELECT * FROM containers ORDER BY created_at").all();

@@ -1,0 +1,273 @@
+/**
+ * Pod sandboxes: creating a pod's namespaces, files, /dev/shm, cgroup, monitor and network, stopping and removing
+ * them, reporting their state, and putting things right after a crash. Work on one pod is serialised; different
+ * pods proceed in parallel. Every step records what it made so a failure (or a crash) undoes exactly that.
+ * @module
+ */
+import { errorMessage, FailedPrecondition, InvalidArgument, NotFound } from "../lib/errors.ts";
+import { logger } from "../lib/log.ts";
+import { parseByteSize } from "../lib/config.ts";
+import {
+  createCgroup,
+  createPodNamespaces,
+  mountPodShm,
+  podCgroupPath,
+  type PodNamespacePaths,
+  removeCgroup,
+  removePodFiles,
+  removePodNamespaces,
+  unmountPodShm,
+  writePodFiles,
+} from "../runtime/mod.ts";
+import type { PodRecord, StateStore } from "../runtime/mod.ts";
+import { KeyedMutex } from "./keyed_mutex.ts";
+import { podReservedName, type PodSpec } from "./pod_config.ts";
+
+/** What a pod's runtime side consists of; stored with the pod so removal and recovery know what to undo. */
+export interface PodRuntime {
+  spec: PodSpec;
+  namespaces?: PodNamespacePaths;
+  files?: { hostname: string; hosts: string; resolvConf: string };
+  shm?: string;
+  cgroup?: string;
+  /** True when davit made the cgroup (and so removes it). */
+  ownsCgroup?: boolean;
+  ips?: string[];
+  networkSetUp?: boolean;
+  monitorDir?: string;
+}
+
+/** The pod network, filled in by CNI; without it pods get loopback only. */
+export interface PodNetwork {
+  setUp(pod: { id: string; spec: PodSpec; netns: string }): Promise<{ ips: string[] }>;
+  tearDown(pod: { id: string; spec: PodSpec; netns?: string }): Promise<void>;
+}
+
+/** The pod monitor, one per pod (started with the pod, stopped after removal). */
+export interface PodMonitors {
+  start(podId: string): Promise<{ dir: string }>;
+  stop(podId: string): Promise<void>;
+}
+
+/** What {@link PodManager} needs. */
+export interface PodManagerOptions {
+  state: StateStore;
+  runroot: string;
+  shmSize: string;
+  runtimeHandlers: string[];
+  defaultRuntime: string;
+  network?: PodNetwork;
+  monitors?: PodMonitors;
+  /** Stops and removes a pod's containers (the container side registers it). */
+  containers?: {
+    stopAll(podId: string, timeoutSec: number): Promise<void>;
+    removeAll(podId: string): Promise<void>;
+  };
+}
+
+function randomId(): string {
+  const b = crypto.getRandomValues(new Uint8Array(32));
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+/** Nanoseconds since the epoch as a decimal string (CRI's created_at). */
+export function nowNanos(): string {
+  return (BigInt(Date.now()) * 1_000_000n + BigInt(Math.floor((performance.now() % 1) * 1e6))).toString();
+}
+
+/** Pod lifecycle. */
+export class PodManager {
+  readonly #o: PodManagerOptions;
+  readonly #lock = new KeyedMutex();
+  readonly #creating = new Map<string, Promise<string>>();
+  readonly #log = logger("pods");
+
+  constructor(opts: PodManagerOptions) {
+    this.#o = opts;
+  }
+
+  /** Serialises work on one pod. */
+  locked<T>(podId: string, fn: () => Promise<T>): Promise<T> {
+    return this.#lock.run(`pod:${podId}`, fn);
+  }
+
+  /** The pod record, or NotFound. */
+  get(idOrPrefix: string): PodRecord<PodRuntime> {
+    const id = this.#o.state.resolve("pod", idOrPrefix);
+    return this.#o.state.pod<PodRuntime>(id)!;
+  }
+
+  /**
+   * Creates a pod. A retry of a request whose first attempt is still running waits for it, and a retry after it
+   * finished gets the same pod: the kubelet retries after its own deadline, and must never see "name reserved".
+   */
+  run(spec: PodSpec, runtimeHandler: string): Promise<string> {
+    const handler = runtimeHandler || this.#o.defaultRuntime;
+    if (!this.#o.runtimeHandlers.includes(handler)) {
+      return Promise.reject(
+        new InvalidArgument(
+          `runtime_handler "${runtimeHandler}" is not configured (have: ${this.#o.runtimeHandlers.join(", ")})`,
+        ),
+      );
+    }
+    const name = podReservedName(spec);
+    const pending = this.#creating.get(name);
+    if (pending) return pending;
+    const existing = this.#o.state.podByName(name);
+    if (existing && existing.state !== "creating") return Promise.resolve(existing.id);
+    const p = this.#create(spec, handler, name).finally(() => this.#creating.delete(name));
+    this.#creating.set(name, p);
+    return p;
+  }
+
+  async #create(spec: PodSpec, handler: string, name: string): Promise<string> {
+    const id = randomId();
+    const rt: PodRuntime = { spec };
+    this.#o.state.addPod({
+      id,
+      name,
+      state: "creating",
+      createdAt: nowNanos(),
+      runtimeHandler: handler,
+      request: spec,
+      runtime: { ...rt },
+    });
+    const save = () => this.#o.state.updatePod(id, { runtime: { ...rt } });
+    const runroot = this.#o.runroot;
+    return await this.locked(id, async () => {
+      try {
+        // The monitor is a separate process whose start-up overlaps with the namespace work.
+        const monitor = this.#o.monitors?.start(id);
+        rt.namespaces = await createPodNamespaces(runroot, id, {
+          hostname: spec.hostname,
+          hostNetwork: spec.network === "NODE",
+          hostIpc: spec.ipc === "NODE",
+          sysctls: spec.sysctls,
+        });
+        save();
+        rt.files = await writePodFiles(runroot, id, {
+          hostname: spec.hostname,
+          ...(spec.dns ? { dns: spec.dns } : {}),
+        });
+        if (spec.ipc !== "NODE") rt.shm = await mountPodShm(runroot, id, { sizeBytes: parseByteSize(this.#o.shmSize) });
+        save();
+        if (spec.cgroupParent) {
+          rt.cgroup = await createCgroup(spec.cgroupParent);
+          rt.ownsCgroup = false;
+        } else {
+          rt.cgroup = await createCgroup(podCgroupPath("/davit", id));
+          rt.ownsCgroup = true;
+        }
+        save();
+        if (monitor) rt.monitorDir = (await monitor).dir;
+        save();
+        if (spec.network !== "NODE" && this.#o.network && rt.namespaces.net) {
+          rt.networkSetUp = true;
+          save();
+          rt.ips = (await this.#o.network.setUp({ id, spec, netns: rt.namespaces.net })).ips;
+        }
+        rt.ips ??= [];
+        this.#o.state.updatePod(id, { state: "ready", runtime: { ...rt } });
+        this.#log.debug("pod ready", { pod: id, name });
+        return id;
+      } catch (err) {
+        this.#log.warn("pod creation failed; undoing it", { pod: id, name, error: errorMessage(err) });
+        await this.#teardown(id, rt).catch((e) =>
+          this.#log.error("undoing a failed pod left something", { pod: id, error: errorMessage(e) })
+        );
+        this.#o.state.deletePod(id);
+        throw err;
+      }
+    });
+  }
+
+  /** Releases everything a pod's runtime record says was made; each step is idempotent. */
+  async #teardown(id: string, rt: PodRuntime): Promise<void> {
+    const problems: string[] = [];
+    const step = async (what: string, fn: () => Promise<unknown>) => {
+      try {
+        await fn();
+      } catch (err) {
+        problems.push(`${what}: ${errorMessage(err)}`);
+      }
+    };
+    if (rt.networkSetUp && this.#o.network) {
+      await step(
+        "network",
+        () =>
+          this.#o.network!.tearDown({ id, spec: rt.spec, ...(rt.namespaces?.net ? { netns: rt.namespaces.net } : {}) }),
+      );
+    }
+    if (this.#o.monitors) await step("monitor", () => this.#o.monitors!.stop(id));
+    await step("shm", () => unmountPodShm(this.#o.runroot, id));
+    await step("files", () => removePodFiles(this.#o.runroot, id));
+    await step("namespaces", () => removePodNamespaces(this.#o.runroot, id));
+    if (rt.cgroup && rt.ownsCgroup) await step("cgroup", () => removeCgroup(rt.cgroup!));
+    if (problems.length) throw new FailedPrecondition(`releasing pod ${id}: ${problems.join("; ")}`);
+  }
+
+  /** Stops a pod: its containers (with their grace), then its network. Idempotent; an unknown pod is not an error. */
+  async stop(idOrPrefix: string): Promise<void> {
+    let pod: PodRecord<PodRuntime>;
+    try {
+      pod = this.get(idOrPrefix);
+    } catch (err) {
+      if (err instanceof NotFound) return;
+      throw err;
+    }
+    await this.locked(pod.id, async () => {
+      const cur = this.#o.state.pod<PodRuntime>(pod.id);
+      if (!cur) return;
+      await this.#o.containers?.stopAll(cur.id, 10);
+      const rt = cur.runtime;
+      if (rt.networkSetUp && this.#o.network) {
+        await this.#o.network.tearDown({
+          id: cur.id,
+          spec: rt.spec,
+          ...(rt.namespaces?.net ? { netns: rt.namespaces.net } : {}),
+        });
+        rt.networkSetUp = false;
+      }
+      this.#o.state.updatePod(cur.id, { state: "notready", runtime: { ...rt } });
+    });
+  }
+
+  /** Removes a pod and everything in it. Idempotent; an unknown pod is not an error. */
+  async remove(idOrPrefix: string): Promise<void> {
+    let pod: PodRecord<PodRuntime>;
+    try {
+      pod = this.get(idOrPrefix);
+    } catch (err) {
+      if (err instanceof NotFound) return;
+      throw err;
+    }
+    await this.stop(pod.id);
+    await this.locked(pod.id, async () => {
+      const cur = this.#o.state.pod<PodRuntime>(pod.id);
+      if (!cur) return;
+      await this.#o.containers?.removeAll(cur.id);
+      await this.#teardown(cur.id, cur.runtime);
+      this.#o.state.deletePod(cur.id);
+    });
+  }
+
+  /** At start: finish or undo what a crash interrupted, and mark pods whose namespaces vanished (a reboot). */
+  async recover(): Promise<void> {
+    for (const pod of this.#o.state.pods<PodRuntime>()) {
+      if (pod.state === "creating") {
+        this.#log.warn("removing a pod whose creation was interrupted", { pod: pod.id });
+        await this.#teardown(pod.id, pod.runtime).catch((e) =>
+          this.#log.error("cleanup left something", { pod: pod.id, error: errorMessage(e) })
+        );
+        for (const c of this.#o.state.containers(pod.id)) this.#o.state.deleteContainer(c.id);
+        this.#o.state.deletePod(pod.id);
+        continue;
+      }
+      const net = pod.runtime.namespaces?.net;
+      if (pod.state === "ready" && net && !(await Deno.lstat(net).then(() => true, () => false))) {
+        this.#log.warn("pod namespaces are gone (reboot?); marking the pod not ready", { pod: pod.id });
+        this.#o.state.updatePod(pod.id, { state: "notready" });
+      }
+    }
+  }
+}
