@@ -30,6 +30,7 @@ import { imageFsInfo } from "./image_fs_info.ts";
 import { listImages, streamImages } from "./image_list.ts";
 import { removeImage } from "./image_remove.ts";
 import { imageStatus } from "./image_status.ts";
+import { pullImage, redactPullError } from "./image_pull.ts";
 import { claimSocketPath, ensureDir, parentDir } from "./socket.ts";
 import { status } from "./status.ts";
 import { version } from "./version.ts";
@@ -161,6 +162,7 @@ export class Daemon {
       PodSandboxStatus: podSandboxStatus(this),
       ListPodSandbox: listPodSandbox(this),
       StreamPodSandboxes: streamPodSandboxes(this),
+      PullImage: pullImage(this),
       ImageStatus: imageStatus(this),
       ListImages: listImages(this),
       StreamImages: streamImages(this),
@@ -170,6 +172,7 @@ export class Daemon {
     this.#server = new CriGrpcServer({
       handlers,
       log: logger("cri"),
+      redact: redactPullError,
       maxRecvMessageSize: cfg.api.grpc_max_recv_msg_size,
       maxSendMessageSize: cfg.api.grpc_max_send_msg_size,
     });

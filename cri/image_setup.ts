@@ -1,6 +1,16 @@
 /** Builds the image service from configuration: registries.conf, the signature policy and the store. */
-import { ImageService, loadPolicy, loadRegistriesConf } from "../image/mod.ts";
-import type { Config } from "../lib/config.ts";
+import {
+  type AuthFile,
+  findCredentials,
+  ImagePuller,
+  ImageService,
+  loadPolicy,
+  loadRegistriesConf,
+  parseAuthFile,
+  RegistryClient,
+} from "../image/mod.ts";
+import { type Config, parseDuration } from "../lib/config.ts";
+import { VERSION } from "../lib/build_info.ts";
 import { errorMessage, FailedPrecondition } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
 import { ImageStore } from "../storage/mod.ts";
@@ -18,8 +28,33 @@ export async function openImageService(config: Config, db: DatabaseSync, log: Lo
   const policy = await loadPolicy(policyPath).catch((err) => {
     throw new FailedPrecondition(`signature policy ${policyPath}: ${errorMessage(err)}`, { cause: err });
   });
+  let authFile: AuthFile | undefined;
+  if (cfg.image.global_auth_file) {
+    const path = cfg.image.global_auth_file;
+    const text = await Deno.readTextFile(path).catch((err) => {
+      throw new FailedPrecondition(`global_auth_file ${path}: ${errorMessage(err)}`, { cause: err });
+    });
+    authFile = parseAuthFile(text, path);
+  }
+  const store = new ImageStore(db, cfg.root);
+  const registry = new RegistryClient({
+    certsDir: cfg.image.certs_dir,
+    userAgent: `davit/${VERSION}`,
+    progressTimeoutMs: parseDuration(cfg.image.pull_progress_timeout),
+    log,
+  });
+  const puller = new ImagePuller({
+    store,
+    registry,
+    registries,
+    policy,
+    concurrency: cfg.image.max_concurrent_layer_downloads,
+    credentialsFor: (ref) => authFile && findCredentials(authFile, `${ref.registry}/${ref.repository}`),
+    log,
+  });
   return new ImageService({
-    store: new ImageStore(db, cfg.root),
+    store,
+    puller,
     registries,
     policy,
     settings: {

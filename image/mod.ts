@@ -125,3 +125,5 @@ export {
   type PullOptions,
   type RegistryAccess,
 } from "./pull.ts";
+export { RegistryClient, type RegistryClientOptions } from "./registry_client.ts";
+export { type Endpoint, RegistryHttp, type RegistryHttpOptions } from "./registry_http.ts";

@@ -66,6 +66,7 @@ function referenceOf(ref: ImageReference): string {
 export class ImagePuller {
   readonly #o: ImagePullerOptions;
   readonly #inflight = new Map<string, Promise<ImageRecord>>();
+  readonly #configs = new Map<string, Promise<Uint8Array>>();
 
   constructor(opts: ImagePullerOptions) {
     this.#o = opts;
@@ -161,10 +162,26 @@ export class ImagePuller {
 
     const started = performance.now();
     let bytes = 0;
+    const open = (desc: Descriptor, signal?: AbortSignal) =>
+      this.#o.registry.openBlob(source, desc, { ...opts, ...(signal ? { signal } : {}) });
+    // The config is a blob too: concurrent pulls of one image under two names fetch it once, and an image already
+    // stored under another name supplies it.
+    const configDigest = manifest.config.digest;
+    let config = this.#o.store.getImage(configDigest)?.config;
+    if (!config) {
+      let pending = this.#configs.get(configDigest);
+      if (!pending) {
+        pending = fetchSmallBlob(open, manifest.config, "image config", opts.signal)
+          .finally(() => this.#configs.delete(configDigest));
+        this.#configs.set(configDigest, pending);
+      }
+      config = await pending;
+    }
     const record = await ingestImage({
       manifest,
       manifestDigest,
-      openBlob: (desc, signal) => this.#o.registry.openBlob(source, desc, { ...opts, ...(signal ? { signal } : {}) }),
+      config,
+      openBlob: open,
       repoTags: ref.tag !== undefined && ref.digest === undefined ? [name] : [],
       repoDigests: [`${ref.registry}/${ref.repository}@${top.digest}`],
       store: this.#o.store,
