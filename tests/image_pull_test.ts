@@ -1,9 +1,9 @@
 // End to end: PullImage through a real daemon from Debian's docker-registry on 127.0.0.1 (plain, basic auth,
 // token auth, TLS), mirrors, policy, signatures, faults, hostile layers and concurrency.
 import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
-import { type CriCallError, CriClient } from "./cri_client.ts";
+import type { CriCallError, CriClient } from "./cri_client.ts";
 import { startDaemon, type TestDaemon } from "./daemon.ts";
-import { startFaultyProxy, startRegistry, type TestRegistry } from "./fixtures/registry.ts";
+import { startFaultyProxy, startRegistry } from "./fixtures/registry.ts";
 import { big, busybox, corrupt, docker, hostile, layered, multiarch, signed, wrongDiffId } from "./fixtures/images.ts";
 import { DAEMON_MIGRATIONS, IMAGE_STORE_MIGRATIONS, ImageStore, openDatabase, RootfsManager } from "../storage/mod.ts";
 import { rootfsDifferences } from "./rootfs_check.ts";
