@@ -5,7 +5,7 @@
  * promise per entry). Format facts: POSIX.1-2017 `pax` (ustar header layout, pax records), GNU tar manual ("Basic
  * Tar Format"). Sparse files and multi-volume archives are refused: image builders do not produce them.
  *
- * Why not the mapped `modern-tar`: its headers carry no device major/minor numbers (device nodes could not be
+ * Why not `modern-tar` (evaluated, not a dependency): its headers carry no device major/minor numbers (device nodes could not be
  * made) and its pax records are decoded to strings, which corrupts binary xattr values such as
  * `security.capability`; it also costs a promise per entry, where this reader's per-entry cost is a few calls.
  * @module
