@@ -22,7 +22,11 @@ export function status(daemon: Daemon): UnaryHandler {
         Object.assign(runtimeCondition, { status: false, reason: "RuntimeBinaryNotFound", message: binary.reason });
       }
     }
-    const net = await findNetworkConfig(cfg.davit.network.network_dir);
+    const network = cfg.davit.network;
+    const net = await findNetworkConfig(network.network_dir, {
+      pluginDirs: network.plugin_dirs,
+      defaultNetwork: network.cni_default_network,
+    });
     const networkCondition: Message = net.ok ? { type: "NetworkReady", status: true, reason: "", message: "" } : {
       type: "NetworkReady",
       status: false,
