@@ -15,6 +15,8 @@ import {
   StateStore,
 } from "../runtime/mod.ts";
 import { PodManager } from "./pods.ts";
+import { CniManager } from "../network/mod.ts";
+import { updateRuntimeConfig } from "./runtime_config_update.ts";
 import { runPodSandbox } from "./pod_run.ts";
 import { stopPodSandbox } from "./pod_stop.ts";
 import { removePodSandbox } from "./pod_remove.ts";
@@ -55,6 +57,7 @@ export class Daemon {
   #images: ImageService | undefined;
   #state: StateStore | undefined;
   #pods: PodManager | undefined;
+  #cni: CniManager | undefined;
   #front: AuthorityFront | undefined;
   #backendPath = "";
   #stopping?: Promise<void>;
@@ -85,6 +88,12 @@ export class Daemon {
   get state(): StateStore {
     if (!this.#state) throw new FailedPrecondition("the state store is not open");
     return this.#state;
+  }
+
+  /** The CNI network manager. */
+  get cni(): CniManager {
+    if (!this.#cni) throw new FailedPrecondition("the network manager is not running");
+    return this.#cni;
   }
 
   /** Pod lifecycle. */
@@ -140,14 +149,52 @@ export class Daemon {
     this.#state = new StateStore(this.#db);
     this.#images = await openImageService(this.#config, this.#db, this.log);
     await this.#images.store.recover();
+    this.#cni = new CniManager({
+      networkDir: cfg.network.network_dir,
+      pluginDirs: cfg.network.plugin_dirs,
+      cacheDir: `${cfg.root}/cni-cache`,
+      defaultNetwork: cfg.network.cni_default_network,
+      log: logger("cni"),
+    });
+    const cni = this.#cni;
     this.#pods = new PodManager({
       state: this.#state,
       runroot: cfg.runroot,
       shmSize: cfg.runtime.shm_size,
       runtimeHandlers: Object.keys(cfg.runtime.runtimes),
       defaultRuntime: cfg.runtime.default_runtime,
+      network: {
+        setUp: async ({ id, spec, netns }) => {
+          const res = await cni.setUpPod({
+            id,
+            name: spec.name,
+            namespace: spec.namespace,
+            uid: spec.uid,
+            netnsPath: netns,
+            portMappings: spec.portMappings.map((p) => ({
+              hostPort: p.hostPort,
+              containerPort: p.containerPort,
+              protocol: p.protocol.toLowerCase(),
+              ...(p.hostIp ? { hostIP: p.hostIp } : {}),
+            })),
+          });
+          return { ips: res.ips };
+        },
+        tearDown: ({ id, spec, netns }) =>
+          cni.tearDownPod({
+            id,
+            name: spec.name,
+            namespace: spec.namespace,
+            uid: spec.uid,
+            ...(netns ? { netnsPath: netns } : {}),
+          }),
+      },
     });
     await this.#pods.recover();
+    // Attachments whose pod no longer exists (removed while the daemon was down, or half-made) are released.
+    await cni.gc(this.#state.pods().map((p) => p.id)).catch((err) =>
+      this.log.warn("CNI garbage collection failed", { error: errorMessage(err) })
+    );
     this.#db.prepare("INSERT OR REPLACE INTO daemon_meta (key, value) VALUES ('last_start', ?)").run(
       new Date().toISOString(),
     );
@@ -156,6 +203,7 @@ export class Daemon {
       Version: version,
       Status: status(this),
       RuntimeConfig: runtimeConfig(this),
+      UpdateRuntimeConfig: updateRuntimeConfig(this),
       RunPodSandbox: runPodSandbox(this),
       StopPodSandbox: stopPodSandbox(this),
       RemovePodSandbox: removePodSandbox(this),
@@ -273,6 +321,8 @@ export class Daemon {
       await Deno.remove(this.#backendPath).catch(() => {});
       this.#backendPath = "";
     }
+    await this.#cni?.close();
+    this.#cni = undefined;
     this.#db?.close();
     this.#db = undefined;
     if (this.#lock) {

@@ -1,5 +1,4 @@
 /** Status: whether the runtime and the pod network are ready, with reasons; verbose adds the effective config. */
-import { findNetworkConfig } from "../network/mod.ts";
 import { resolveRuntimeBinary } from "../runtime/mod.ts";
 import type { Daemon } from "./daemon.ts";
 import type { Message, UnaryHandler } from "./grpc_server.ts";
@@ -22,16 +21,13 @@ export function status(daemon: Daemon): UnaryHandler {
         Object.assign(runtimeCondition, { status: false, reason: "RuntimeBinaryNotFound", message: binary.reason });
       }
     }
-    const network = cfg.davit.network;
-    const net = await findNetworkConfig(network.network_dir, {
-      pluginDirs: network.plugin_dirs,
-      defaultNetwork: network.cni_default_network,
-    });
+    // The CNI manager watches the network directory, so readiness follows it without a restart or a re-scan here.
+    const net = daemon.cni.status();
     const networkCondition: Message = net.ok ? { type: "NetworkReady", status: true, reason: "", message: "" } : {
       type: "NetworkReady",
       status: false,
-      reason: "NetworkPluginNotReady",
-      message: `Network plugin returns error: ${net.reason}`,
+      reason: net.reason,
+      message: `Network plugin returns error: ${net.message}`,
     };
     const res: Message = {
       status: { conditions: [runtimeCondition, networkCondition] },

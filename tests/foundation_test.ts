@@ -57,8 +57,7 @@ Deno.test("Version and Status over the real socket", async (t) => {
       `${d.dir}/cni/10-test.conflist`,
       JSON.stringify({ cniVersion: "1.0.0", name: "t", plugins: [{ type: "loopback" }] }),
     );
-    const s = await c.call("Status", {});
-    assertEquals(s.status.conditions[1].status, true);
+    await waitFor("NetworkReady", async () => (await c.call("Status", {})).status.conditions[1].status === true);
   });
   await t.step("Status verbose carries the effective config as JSON", async () => {
     const s = await c.call("Status", { verbose: true });

@@ -14,6 +14,15 @@ function podConfig(name: string, extra: Record<string, unknown> = {}): Record<st
   };
 }
 
+/** A network of the loopback plugin alone: pods get a namespace with lo up and no addresses. */
+export const LOOPBACK_NETWORK = {
+  "cni/10-loopback.conflist": JSON.stringify({
+    cniVersion: "1.0.0",
+    name: "loopback-only",
+    plugins: [{ type: "loopback" }],
+  }),
+};
+
 async function runPod(c: CriClient, name: string, extra: Record<string, unknown> = {}): Promise<string> {
   return (await c.call("RunPodSandbox", { config: podConfig(name, extra) })).pod_sandbox_id;
 }
@@ -47,7 +56,7 @@ async function leftovers(d: TestDaemon): Promise<string[]> {
 }
 
 Deno.test("pod lifecycle: run, inspect, list, stop, remove", async (t) => {
-  await using d = await startDaemon();
+  await using d = await startDaemon({ files: LOOPBACK_NETWORK });
   using c = d.client();
   let id = "";
   await t.step(
@@ -114,7 +123,7 @@ Deno.test("pod lifecycle: run, inspect, list, stop, remove", async (t) => {
 });
 
 Deno.test("pod validation: each bad field is INVALID_ARGUMENT naming it, and nothing is left", async (t) => {
-  await using d = await startDaemon();
+  await using d = await startDaemon({ files: LOOPBACK_NETWORK });
   using c = d.client();
   const cases: [string, Record<string, unknown>, string, string?][] = [
     ["no metadata", { metadata: null }, "config.metadata"],
@@ -137,7 +146,7 @@ Deno.test("pod validation: each bad field is INVALID_ARGUMENT naming it, and not
 });
 
 Deno.test("pods survive a daemon restart; SIGKILL during RunPodSandbox leaks nothing", async (t) => {
-  const first = await startDaemon();
+  const first = await startDaemon({ files: LOOPBACK_NETWORK });
   try {
     const c1 = first.client();
     const keep = await runPod(c1, "keep");
