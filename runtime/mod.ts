@@ -65,3 +65,16 @@ export {
 export type { DnsConfig, PodFilePaths } from "./pod_files.ts";
 export { STATE_MIGRATIONS, StateStore } from "./state_store.ts";
 export type { ContainerRecord, ContainerState, PodRecord, PodState } from "./state_store.ts";
+export {
+  ALL_CAPABILITIES,
+  computeCapabilities,
+  DEFAULT_MASKED_PATHS,
+  DEFAULT_READONLY_PATHS,
+  DEFAULT_SPEC_OPTS,
+  generateSpec,
+} from "./spec.ts";
+export type { OciSpec, SpecInput, SpecMount, SpecOpt } from "./spec.ts";
+export { computeArgs, mergeEnv, parseGroup, parsePasswd, resolveUser } from "./spec_user.ts";
+export type { ResolvedUser, UserRequest } from "./spec_user.ts";
+export { allowedSyscalls, defaultSeccompProfile } from "./seccomp.ts";
+export type { SeccompProfile } from "./seccomp.ts";

@@ -1,0 +1,219 @@
+// Table tests of spec generation: arguments, users and groups, capabilities, mounts, namespaces, security.
+import { assertEquals, assertStringIncludes, assertThrows } from "../tests/assert.ts";
+import { InvalidArgument } from "../lib/errors.ts";
+import { allowedSyscalls } from "./seccomp.ts";
+import { computeCapabilities, DEFAULT_MASKED_PATHS, generateSpec, type SpecInput } from "./spec.ts";
+import { computeArgs, mergeEnv, resolveUser } from "./spec_user.ts";
+
+const PASSWD =
+  "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\napp:x:1000:1000:app:/home/app:/bin/sh\n";
+const GROUP = "root:x:0:\nnogroup:x:65534:\napp:x:1000:\nextra:x:2000:app\nother:x:3000:someone\n";
+
+function input(over: Partial<SpecInput> = {}): SpecInput {
+  return {
+    id: "c1",
+    name: "web",
+    rootfs: "/r",
+    readonlyRootfs: false,
+    command: [],
+    args: [],
+    env: [],
+    workingDir: "",
+    tty: false,
+    labels: {},
+    annotations: {},
+    image: { cmd: ["sh"] },
+    user: {},
+    passwd: PASSWD,
+    group: GROUP,
+    privileged: false,
+    capabilities: { add: [], drop: [] },
+    defaultCapabilities: [
+      "CHOWN",
+      "DAC_OVERRIDE",
+      "FSETID",
+      "FOWNER",
+      "SETGID",
+      "SETUID",
+      "SETPCAP",
+      "NET_BIND_SERVICE",
+      "KILL",
+    ],
+    noNewPrivs: false,
+    seccomp: { type: "RuntimeDefault" },
+    apparmor: { type: "", hostEnabled: false },
+    ownOomScoreAdj: 0,
+    resources: {},
+    cgroupV2: false,
+    cgroupsPath: "/davit/davit-c1",
+    pod: {
+      hostname: "pod",
+      namespaces: { net: "/run/ns/net/p", ipc: "/run/ns/ipc/p", uts: "/run/ns/uts/p" },
+      pidMode: "CONTAINER",
+      sysctls: {},
+    },
+    mounts: [],
+    ...over,
+  };
+}
+
+Deno.test("process arguments follow Kubernetes' command/args rules", async (t) => {
+  const cases: [string, string[], string[], string[] | undefined, string[] | undefined, string[]][] = [
+    ["image only", [], [], ["/ep"], ["cmd"], ["/ep", "cmd"]],
+    ["command replaces entrypoint and drops cmd", ["/c"], [], ["/ep"], ["cmd"], ["/c"]],
+    ["command and args", ["/c"], ["a"], ["/ep"], ["cmd"], ["/c", "a"]],
+    ["args replace cmd, entrypoint kept", [], ["a", "b"], ["/ep"], ["cmd"], ["/ep", "a", "b"]],
+    ["no entrypoint: cmd alone", [], [], undefined, ["sh"], ["sh"]],
+    ["args without entrypoint", [], ["x"], undefined, ["sh"], ["x"]],
+  ];
+  for (const [name, command, args, entrypoint, cmd, want] of cases) {
+    await t.step(name, () => assertEquals(computeArgs("c", { command, args }, { entrypoint, cmd }), want));
+  }
+  await t.step("nothing at all is an error naming the container", () => {
+    assertThrows(() => computeArgs("web", { command: [], args: [] }, {}), InvalidArgument, 'container "web"');
+  });
+});
+
+Deno.test("users and groups", async (t) => {
+  const cases: [string, Parameters<typeof resolveUser>[0], { uid: number; gid: number; additionalGids: number[] }][] = [
+    ["default root", {}, { uid: 0, gid: 0, additionalGids: [] }],
+    ["image user by name, groups merged", { imageUser: "app" }, { uid: 1000, gid: 1000, additionalGids: [2000] }],
+    ["image uid known", { imageUser: "1000" }, { uid: 1000, gid: 1000, additionalGids: [2000] }],
+    ["image uid unknown gets gid 0", { imageUser: "4242" }, { uid: 4242, gid: 0, additionalGids: [] }],
+    ["image uid:gid", { imageUser: "1000:3000" }, { uid: 1000, gid: 3000, additionalGids: [2000] }],
+    ["image name:group", { imageUser: "app:extra" }, { uid: 1000, gid: 2000, additionalGids: [] }],
+    ["run_as_user wins over the image", { imageUser: "app", runAsUser: 65534 }, {
+      uid: 65534,
+      gid: 65534,
+      additionalGids: [],
+    }],
+    ["run_as_username", { runAsUsername: "app" }, { uid: 1000, gid: 1000, additionalGids: [2000] }],
+    ["run_as_group", { runAsUser: 1000, runAsGroup: 5 }, { uid: 1000, gid: 5, additionalGids: [2000] }],
+    ["supplemental groups merged", { imageUser: "app", supplementalGroups: [7, 2000] }, {
+      uid: 1000,
+      gid: 1000,
+      additionalGids: [7, 2000],
+    }],
+    ["Strict policy: only requested", { imageUser: "app", supplementalGroups: [7], policy: "Strict" }, {
+      uid: 1000,
+      gid: 1000,
+      additionalGids: [7],
+    }],
+  ];
+  for (const [name, req, want] of cases) {
+    await t.step(name, () => {
+      const got = resolveUser(req, PASSWD, GROUP);
+      assertEquals({ uid: got.uid, gid: got.gid, additionalGids: got.additionalGids }, want);
+    });
+  }
+  await t.step("an unknown user name is an error naming it", () => {
+    assertThrows(() => resolveUser({ imageUser: "ghost" }, PASSWD, GROUP), InvalidArgument, '"ghost"');
+    assertThrows(() => resolveUser({ imageUser: "app:nogrp" }, PASSWD, GROUP), InvalidArgument, '"nogrp"');
+  });
+});
+
+Deno.test("env, capabilities, seccomp", async (t) => {
+  await t.step("CRI env wins over the image; PATH defaulted", () => {
+    assertEquals(mergeEnv(["A=1", "B=2"], [["B", "3"]]), [
+      "A=1",
+      "B=3",
+      "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    ]);
+  });
+  await t.step("capabilities: defaults, drop ALL then add, add ALL, names without CAP_ and any case", () => {
+    assertEquals(computeCapabilities(["CHOWN", "KILL"], ["net_admin"], ["KILL"]), ["CAP_CHOWN", "CAP_NET_ADMIN"]);
+    assertEquals(computeCapabilities(["CHOWN", "KILL"], ["CAP_KILL"], ["ALL"]), ["CAP_KILL"]);
+    assertEquals(computeCapabilities([], ["ALL"], []).length, 41);
+    assertThrows(() => computeCapabilities([], ["CAP_FLY"], []), InvalidArgument, "CAP_FLY");
+  });
+  await t.step("the default seccomp profile leaves host-changing calls out unless the capability is held", () => {
+    const plain = allowedSyscalls([]);
+    for (const n of ["read", "execve", "clone", "openat", "epoll_wait"]) assertEquals(plain.includes(n), true, n);
+    for (const n of ["mount", "unshare", "setns", "kexec_load", "init_module", "reboot", "bpf", "swapon"]) {
+      assertEquals(plain.includes(n), false, n);
+    }
+    assertEquals(allowedSyscalls(["CAP_SYS_ADMIN"]).includes("mount"), true);
+  });
+});
+
+Deno.test("generateSpec", async (t) => {
+  await t.step("a plain container", () => {
+    const s = generateSpec(input({ env: [["X", "1"]] }));
+    assertEquals(s.process.args, ["sh"]);
+    assertEquals(s.process.env.includes("X=1"), true);
+    assertEquals(s.process.env.includes("HOSTNAME=pod"), true);
+    assertEquals(s.process.capabilities.bounding.length, 9);
+    assertEquals(s.linux.maskedPaths, DEFAULT_MASKED_PATHS);
+    assertEquals(s.linux.seccomp?.defaultAction, "SCMP_ACT_ERRNO");
+    assertEquals(s.linux.namespaces.map((n) => n.type), ["mount", "network", "ipc", "uts", "pid"]);
+    assertEquals(s.linux.namespaces[1]!.path, "/run/ns/net/p");
+    assertEquals(s.hostname, "pod");
+    assertEquals(s.linux.cgroupsPath, "/davit/davit-c1");
+  });
+  await t.step("privileged: every capability, no seccomp, nothing masked, /sys writable", () => {
+    const s = generateSpec(input({ privileged: true }));
+    assertEquals(s.process.capabilities.bounding.length, 41);
+    assertEquals(s.linux.seccomp, undefined);
+    assertEquals(s.linux.maskedPaths, []);
+    assertEquals(s.mounts.find((m) => m.destination === "/sys")!.options!.includes("rw"), true);
+  });
+  await t.step("host network: no network namespace to join or create", () => {
+    const s = generateSpec(input({ pod: { hostname: "h", namespaces: {}, pidMode: "NODE", sysctls: {} } }));
+    assertEquals(s.linux.namespaces.map((n) => n.type), ["mount"]);
+  });
+  await t.step("oom_score_adj is never below davit's own", () => {
+    assertEquals(generateSpec(input({ oomScoreAdj: -999, ownOomScoreAdj: -500 })).process.oomScoreAdj, -500);
+    assertEquals(generateSpec(input({ oomScoreAdj: 300, ownOomScoreAdj: -500 })).process.oomScoreAdj, 300);
+  });
+  await t.step("bind mounts: ordered by depth, propagation checked against the host", () => {
+    const s = generateSpec(input({
+      mounts: [
+        {
+          containerPath: "/a/b",
+          hostPath: "/h2",
+          readonly: true,
+          propagation: "PROPAGATION_PRIVATE",
+          recursiveReadOnly: true,
+        },
+        {
+          containerPath: "/a",
+          hostPath: "/h1",
+          readonly: false,
+          propagation: "PROPAGATION_HOST_TO_CONTAINER",
+          recursiveReadOnly: false,
+        },
+      ],
+      sourcePropagation: () => "slave",
+    }));
+    const binds = s.mounts.filter((m) => m.type === "bind");
+    assertEquals(binds.map((m) => m.destination), ["/a", "/a/b"]);
+    assertEquals(binds[0]!.options, ["rbind", "rslave", "rw"]);
+    assertEquals(binds[1]!.options, ["rbind", "rprivate", "ro", "rro"]);
+    const err = assertThrows(() =>
+      generateSpec(input({
+        mounts: [{
+          containerPath: "/x",
+          hostPath: "/h",
+          readonly: false,
+          propagation: "PROPAGATION_BIDIRECTIONAL",
+          recursiveReadOnly: false,
+        }],
+        sourcePropagation: () => "private",
+      })), InvalidArgument);
+    assertStringIncludes(err.message, "/h");
+  });
+  await t.step("AppArmor requested on a host without it is an error", () => {
+    assertThrows(
+      () => generateSpec(input({ apparmor: { type: "RuntimeDefault", hostEnabled: false } })),
+      InvalidArgument,
+      "AppArmor",
+    );
+  });
+  await t.step("unified resources need cgroup v2", () => {
+    assertThrows(
+      () => generateSpec(input({ resources: { unified: { "memory.high": "1" } } })),
+      InvalidArgument,
+      "cgroup v2",
+    );
+  });
+});
