@@ -138,6 +138,8 @@ export class PodManager {
       try {
         // The monitor is a separate process whose start-up overlaps with the namespace work.
         const monitor = this.#o.monitors?.start(id);
+        // Awaited below; until then a failure must not count as an unhandled rejection.
+        monitor?.catch(() => {});
         rt.namespaces = await createPodNamespaces(runroot, id, {
           hostname: spec.hostname,
           hostNetwork: spec.network === "NODE",

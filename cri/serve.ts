@@ -45,6 +45,12 @@ export async function main(args: string[]): Promise<number> {
     return 1;
   }
 
+  // A bug that leaves a promise rejected without a handler must not take the node's runtime down with it.
+  globalThis.addEventListener("unhandledrejection", (e) => {
+    e.preventDefault();
+    log.error("unhandled rejection (a bug; the daemon carries on)", { error: errorMessage(e.reason) });
+  });
+
   let daemon: Daemon;
   try {
     daemon = await Daemon.start({ config, reload: load });

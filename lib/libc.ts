@@ -46,6 +46,7 @@ const SYMBOLS = {
   // The blocking form runs on a worker thread (a promise), so errno is not readable after it: see waitpidBlocking.
   waitpid_blocking: { name: "waitpid", parameters: ["i32", "buffer", "i32"], result: "i32", nonblocking: true },
   dup2: { parameters: ["i32", "i32"], result: "i32" },
+  fcntl: { parameters: ["i32", "i32", "i64"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 type Symbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
@@ -640,4 +641,29 @@ export async function waitpidBlocking(pid: number): Promise<number> {
 /** dup2(2): makes `newfd` a copy of `oldfd` (used to point a detached process's stdio at a log file). */
 export function dup2(oldfd: number, newfd: number): void {
   check(libc().dup2(oldfd, newfd), "dup2", `fd ${oldfd} -> ${newfd}`);
+}
+
+const F_GETFD = 1;
+const F_SETFD = 2;
+const FD_CLOEXEC = 1;
+
+/**
+ * Marks every open descriptor above stderr close-on-exec, so no child (an OCI runtime, a CNI plugin, the monitor)
+ * inherits one by accident: sockets made through Deno's Node compatibility layer (grpc-js's listener and its
+ * connections) are not close-on-exec by themselves. Call it right before spawning.
+ */
+export function markCloseOnExec(): number {
+  const fds: number[] = [];
+  for (const e of Deno.readDirSync("/proc/self/fd")) {
+    const fd = Number(e.name);
+    if (Number.isInteger(fd) && fd > 2) fds.push(fd);
+  }
+  const c = libc();
+  let marked = 0;
+  for (const fd of fds) {
+    const flags = c.fcntl(fd, F_GETFD, 0n);
+    if (flags < 0 || (flags & FD_CLOEXEC) !== 0) continue; // closed meanwhile (the readdir's own fd), or already set
+    if (c.fcntl(fd, F_SETFD, BigInt(flags | FD_CLOEXEC)) === 0) marked++;
+  }
+  return marked;
 }

@@ -3,6 +3,7 @@
  * `deno run main.ts` during development and tests. This is the one place that knows the difference.
  * @module
  */
+import { markCloseOnExec } from "./libc.ts";
 
 /**
  * Permissions the binary needs; `deno compile` bakes the same list in. It is all of them: a container runtime
@@ -72,5 +73,6 @@ export function selfCommand(args: string[], opts: SelfCommandOptions = {}): Deno
   if (opts.stderr) options.stderr = opts.stderr;
   if (opts.detached) options.detached = opts.detached;
   if (opts.signal) options.signal = opts.signal;
+  markCloseOnExec();
   return new Deno.Command(form.execPath, options);
 }

@@ -4,6 +4,7 @@
  * @module
  */
 import type { PluginOutput } from "./cni_errors.ts";
+import { markCloseOnExec } from "../lib/libc.ts";
 
 /** One plugin run: the binary, its entire environment, and the JSON for stdin. */
 export interface PluginInvocation {
@@ -88,6 +89,7 @@ export class DenoCniExec implements CniExec {
 
   async run(inv: PluginInvocation, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<PluginOutput> {
     opts.signal?.throwIfAborted();
+    markCloseOnExec();
     const child = new Deno.Command(inv.path, {
       env: inv.env,
       clearEnv: true,

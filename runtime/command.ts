@@ -5,6 +5,7 @@
  * @module
  */
 import { DeadlineExceeded, Unavailable } from "../lib/errors.ts";
+import { markCloseOnExec } from "../lib/libc.ts";
 
 /** How a child's standard stream is connected. */
 export type Stdio = "piped" | "inherit" | "null";
@@ -73,6 +74,7 @@ export async function runCommand(argv: readonly string[], opts: RunCommandOption
   opts.signal?.throwIfAborted();
   let child: Deno.ChildProcess;
   try {
+    markCloseOnExec();
     child = new Deno.Command(cmd, {
       args,
       stdin: opts.input !== undefined ? "piped" : opts.stdin ?? "null",

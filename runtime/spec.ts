@@ -433,7 +433,8 @@ export function generateSpec(input: SpecInput, opts: readonly SpecOpt[] = DEFAUL
       env: [],
       cwd: "/",
       capabilities: { bounding: [], effective: [], permitted: [], inheritable: [], ambient: [] },
-      rlimits: [{ type: "RLIMIT_NOFILE", hard: 1048576, soft: 1048576 }],
+      // No rlimits: the container inherits davit's (raising them needs CAP_SYS_RESOURCE, which hosts may withhold).
+      rlimits: [],
       noNewPrivileges: false,
     },
     root: { path: "", readonly: false },

@@ -39,6 +39,15 @@ export interface StartDaemonOptions {
   env?: Record<string, string>;
 }
 
+/** A CNI network of the loopback plugin alone: pods get a namespace with lo up and no addresses. */
+export const LOOPBACK_NETWORK: Record<string, string> = {
+  "cni/10-loopback.conflist": JSON.stringify({
+    cniVersion: "1.0.0",
+    name: "loopback-only",
+    plugins: [{ type: "loopback" }],
+  }),
+};
+
 /** The drop-in that points every host-wide file davit reads at the test directory. */
 export function testPathsToml(dir: string): string {
   return [

@@ -2,7 +2,7 @@
 // sysctls, /dev/shm, cgroup, status, filters, idempotent stop/remove, retries, and crash recovery.
 import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
 import type { CriCallError, CriClient } from "./cri_client.ts";
-import { startDaemon, type TestDaemon } from "./daemon.ts";
+import { LOOPBACK_NETWORK, startDaemon, type TestDaemon } from "./daemon.ts";
 
 function podConfig(name: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
@@ -13,15 +13,6 @@ function podConfig(name: string, extra: Record<string, unknown> = {}): Record<st
     ...extra,
   };
 }
-
-/** A network of the loopback plugin alone: pods get a namespace with lo up and no addresses. */
-export const LOOPBACK_NETWORK = {
-  "cni/10-loopback.conflist": JSON.stringify({
-    cniVersion: "1.0.0",
-    name: "loopback-only",
-    plugins: [{ type: "loopback" }],
-  }),
-};
 
 async function runPod(c: CriClient, name: string, extra: Record<string, unknown> = {}): Promise<string> {
   return (await c.call("RunPodSandbox", { config: podConfig(name, extra) })).pod_sandbox_id;
