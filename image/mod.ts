@@ -125,5 +125,14 @@ export {
   type PullOptions,
   type RegistryAccess,
 } from "./pull.ts";
-export { RegistryClient, type RegistryClientOptions } from "./registry_client.ts";
-export { type Endpoint, RegistryHttp, type RegistryHttpOptions } from "./registry_http.ts";
+export {
+  type BlobStreamOptions,
+  type ManifestHead,
+  RegistryClient,
+  type RegistryClientOptions,
+  type RegistryTarget,
+} from "./registry_client.ts";
+export { type Endpoint, RegistryHttp, type RegistryHttpOptions, type RegistryRequest } from "./registry_http.ts";
+export { type BlobResponse, type BlobRetry, ResumableBlob, type ResumableBlobOptions } from "./blob_stream.ts";
+export { TransientError } from "./registry_protocol.ts";
+export { type FetchLike, type HostTls, loadHostTls } from "./transport.ts";

@@ -1,241 +1,298 @@
 /**
- * The registry side of a pull: manifests (size-capped, digest-checked) and blob streams that survive dropped
- * connections (retry with backoff, resuming with Range where the registry allows) and give up when no byte
- * arrives for the configured time. Implements the puller's {@link RegistryAccess}.
+ * The registry side of a pull (distribution spec v1.1 "Pulling manifests", "Pulling blobs"): manifests by tag or
+ * digest (size-capped at 4 MiB, digest verified when asked for by digest, computed otherwise), manifest HEADs,
+ * single blob GETs with Range, and blob streams that survive dropped connections (see {@link ResumableBlob}).
+ * Implements the puller's {@link RegistryAccess}; HTTP, TLS and auth are {@link RegistryHttp}'s.
  * @module
  */
-import { DavitError, DeadlineExceeded, errorMessage, InvalidArgument, Unavailable } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
+import { logger } from "../lib/log.ts";
+import { errorMessage, InvalidArgument } from "../lib/errors.ts";
 import type { Credentials } from "./auth.ts";
-import { digestOf } from "./digest.ts";
+import { type BlobResponse, DEFAULT_BACKOFF, ResumableBlob } from "./blob_stream.ts";
+import { digestOf, isDigest, parseDigest } from "./digest.ts";
 import { bareMediaType, type Descriptor, MANIFEST_MAX_BYTES } from "./manifest.ts";
 import type { FetchedManifest, RegistryAccess } from "./pull.ts";
-import type { PullSource } from "./pull_sources.ts";
 import { type Endpoint, RegistryHttp, type RegistryHttpOptions } from "./registry_http.ts";
+import {
+  acceptsByteRanges,
+  apiHost,
+  type BackoffPolicy,
+  parseContentRange,
+  retryDelay,
+  TransientError,
+} from "./registry_protocol.ts";
+import { readCapped } from "./transport.ts";
+
+/** Where a request goes: a registry, a repository in it, and whether plain HTTP is allowed. A PullSource fits. */
+export interface RegistryTarget {
+  reference: { registry: string; repository: string };
+  insecure: boolean;
+}
 
 /** Options of {@link RegistryClient}. */
 export interface RegistryClientOptions extends RegistryHttpOptions {
-  /** A blob download with no byte for this long fails (0: never). */
-  progressTimeoutMs: number;
-  /** Attempts per blob after the first. */
+  /** A blob download with no byte for this long fails with DeadlineExceeded (ms; 0, the default: never). */
+  progressTimeoutMs?: number;
+  /** Consecutive failed attempts tolerated per blob (default 5). */
   maxRetries?: number;
-  log: Logger;
+  /** Retries of a manifest request answered 429 or 5xx (default 2). */
+  manifestRetries?: number;
+  /** Waits between attempts (default 250 ms doubling to 10 s, Retry-After up to 60 s). */
+  backoff?: Partial<BackoffPolicy>;
+  log?: Logger;
 }
 
-function endpointOf(source: PullSource): Endpoint {
-  return {
-    host: source.reference.registry === "docker.io" ? "registry-1.docker.io" : source.reference.registry,
-    insecure: source.insecure,
-  };
+/** Per-call options of blob streams; unset ones come from the client's options. */
+export interface BlobStreamOptions {
+  credentials?: Credentials;
+  signal?: AbortSignal;
+  /** Called with the byte count of each chunk delivered. */
+  onProgress?: (bytes: number) => void;
+  progressTimeoutMs?: number;
+  maxRetries?: number;
+  /** Check the digest while streaming (default true; the size is always checked). */
+  verify?: boolean;
 }
 
-async function readCapped(res: Response, limit: number, what: string): Promise<Uint8Array> {
-  const len = Number(res.headers.get("content-length") ?? "0");
-  if (len > limit) {
-    await res.body?.cancel();
-    throw new InvalidArgument(`${what} is ${len} bytes, more than the ${limit} allowed`);
-  }
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const c of res.body ?? new ReadableStream<Uint8Array>()) {
-    size += c.length;
-    if (size > limit) throw new InvalidArgument(`${what} is more than the ${limit} bytes allowed`);
-    chunks.push(c);
-  }
-  const out = new Uint8Array(size);
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
+/** What a manifest HEAD says. */
+export interface ManifestHead {
+  /** `Docker-Content-Digest`, when sent. */
+  digest?: string;
+  mediaType: string;
+  size?: number;
 }
 
-/** Manifest and blob access to distribution-API registries. */
-export class RegistryClient implements RegistryAccess {
+function endpointOf(target: RegistryTarget): Endpoint {
+  return { host: apiHost(target.reference.registry), insecure: target.insecure };
+}
+
+/** `registry/repository:tag` or `registry/repository@digest`, for messages. */
+function imageName(target: RegistryTarget, reference: string): string {
+  const sep = isDigest(reference) ? "@" : ":";
+  return `${target.reference.registry}/${target.reference.repository}${sep}${reference}`;
+}
+
+/** Manifest and blob access to distribution-API registries; one per daemon. */
+export class RegistryClient implements RegistryAccess, AsyncDisposable {
+  /** The HTTP layer (TLS, auth, token cache). */
   readonly http: RegistryHttp;
   readonly #o: RegistryClientOptions;
+  readonly #log: Logger;
+  readonly #backoff: BackoffPolicy;
 
-  constructor(opts: RegistryClientOptions) {
+  constructor(opts: RegistryClientOptions = {}) {
     this.#o = opts;
-    this.http = new RegistryHttp(opts);
+    this.#log = opts.log ?? logger("registry");
+    this.http = new RegistryHttp({ ...opts, log: this.#log });
+    this.#backoff = { ...DEFAULT_BACKOFF, ...opts.backoff };
   }
 
-  async getManifest(
-    source: PullSource,
+  /** Runs `attempt`, retrying answers of 429/5xx (not transport failures: a dead mirror should fail fast). */
+  async #retrying<T>(attempt: () => Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+    const max = this.#o.manifestRetries ?? 2;
+    for (let n = 1;; n++) {
+      try {
+        return await attempt();
+      } catch (err) {
+        if (!(err instanceof TransientError) || err.status === undefined || n > max || signal?.aborted) throw err;
+        const ms = retryDelay(n, err.retryAfterMs, this.#backoff);
+        this.#log.debug("registry busy; retrying", { error: errorMessage(err), wait_ms: ms });
+        await new Promise<void>((resolve, reject) => {
+          const id = setTimeout(() => (signal?.removeEventListener("abort", onAbort), resolve()), ms);
+          const onAbort = () => (clearTimeout(id), reject(signal!.reason));
+          signal?.addEventListener("abort", onAbort, { once: true });
+        });
+      }
+    }
+  }
+
+  /**
+   * GETs a manifest by tag or digest. The bytes are capped at 4 MiB; by digest they must hash to it
+   * (InvalidArgument otherwise), by tag their sha256 is the answered digest. NotFound names the image.
+   */
+  getManifest(
+    target: RegistryTarget,
     reference: string,
     opts: { accept: readonly string[]; credentials?: Credentials; signal?: AbortSignal },
   ): Promise<FetchedManifest> {
-    const ep = endpointOf(source);
-    const repo = source.reference.repository;
-    const what = `manifest ${repo}:${reference}`;
-    const res = await this.http.request(ep, `/v2/${repo}/manifests/${reference}`, {
-      repository: repo,
-      credentials: opts.credentials,
-      headers: { accept: opts.accept.join(", ") },
-      timeoutMs: this.#o.requestTimeoutMs ?? 30_000,
-      ...(opts.signal ? { signal: opts.signal } : {}),
-    });
-    if (!res.ok) {
-      await res.body?.cancel();
-      throw RegistryHttp.statusError(ep, res, what, repo);
-    }
-    const bytes = await readCapped(res, MANIFEST_MAX_BYTES, what);
-    const digest = digestOf(bytes);
-    if (reference.includes(":") && reference.startsWith("sha256:") && digest !== reference) {
-      throw new InvalidArgument(
-        `${what} from ${ep.host}: content digest ${digest} does not match the requested digest`,
-      );
-    }
-    return { bytes, mediaType: bareMediaType(res.headers.get("content-type")), digest };
-  }
-
-  openBlob(
-    source: PullSource,
-    desc: Descriptor,
-    opts: { credentials?: Credentials; signal?: AbortSignal; onProgress?: (bytes: number) => void },
-  ): Promise<ReadableStream<Uint8Array>> {
-    const ep = endpointOf(source);
-    const repo = source.reference.repository;
-    const maxRetries = this.#o.maxRetries ?? 5;
-    const progressMs = this.#o.progressTimeoutMs;
-    const log = this.#o.log;
-    const http = this.http;
-    let received = 0;
-    let attempt = 0;
-    let body: ReadableStreamDefaultReader<Uint8Array> | undefined;
-    const outer = new AbortController();
-    const signal = opts.signal ? AbortSignal.any([opts.signal, outer.signal]) : outer.signal;
-
-    const open = async (): Promise<void> => {
-      const headers: Record<string, string> = {};
-      if (received > 0) headers.range = `bytes=${received}-`;
-      const res = await http.request(ep, `/v2/${repo}/blobs/${desc.digest}`, {
-        repository: repo,
+    const ep = endpointOf(target);
+    const repository = target.reference.repository;
+    const image = imageName(target, reference);
+    const what = `GET manifest ${JSON.stringify(reference)}`;
+    return this.#retrying(async () => {
+      const res = await this.http.request(ep, {
+        path: `/v2/${repository}/manifests/${reference}`,
+        repository,
         credentials: opts.credentials,
-        headers,
-        signal,
+        headers: { accept: opts.accept.join(", ") },
+        signal: opts.signal,
+        what,
       });
-      if (received > 0 && res.status === 200) {
-        // No range support: start over, skipping what was already delivered downstream.
-        log.debug("registry ignored Range; restarting the blob", { blob: desc.digest, host: ep.host });
-        const reader = res.body!.getReader();
-        let skip = received;
-        while (skip > 0) {
-          const { done, value } = await reader.read();
-          if (done) throw new Unavailable(`blob ${desc.digest} from ${ep.host} ended early on a retry`);
-          if (value.length <= skip) skip -= value.length;
-          else {
-            const rest = value.subarray(skip);
-            skip = 0;
-            body = prepend(rest, reader);
-            return;
-          }
-        }
-        body = reader;
-        return;
+      if (res.status !== 200) {
+        throw await this.http.statusError(ep, res, {
+          what,
+          repository,
+          notFound: `image "${image}" not found in registry ${target.reference.registry}`,
+          credentials: opts.credentials,
+        });
       }
-      if (!(res.status === 200 || res.status === 206)) {
-        await res.body?.cancel();
-        throw RegistryHttp.statusError(ep, res, `blob ${desc.digest} of ${repo}`, repo);
-      }
-      body = res.body!.getReader();
-    };
-
-    const withProgressTimeout = async <T>(p: Promise<T>): Promise<T> => {
-      if (!progressMs) return await p;
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const stall = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          reject(
-            new DeadlineExceeded(`pull of ${desc.digest} from ${ep.host} made no progress for ${progressMs / 1000}s`),
+      const bytes = await readCapped(res, {
+        limit: MANIFEST_MAX_BYTES,
+        timeoutMs: this.http.timeoutMs,
+        what: `manifest of "${image}" from registry ${ep.host}`,
+        signal: opts.signal,
+      });
+      let digest: string;
+      if (isDigest(reference)) {
+        digest = digestOf(bytes, parseDigest(reference).algorithm);
+        if (digest !== reference) {
+          throw new InvalidArgument(
+            `manifest of "${image}" from registry ${ep.host} has digest ${digest}, not the requested one`,
           );
-        }, progressMs);
-      });
-      try {
-        return await Promise.race([p, stall]);
-      } finally {
-        clearTimeout(timer);
-      }
-    };
-
-    const retryable = (err: unknown) =>
-      err instanceof DavitError
-        ? err.kind === "Unavailable"
-        : !(err instanceof DOMException && err.name === "AbortError");
-
-    return Promise.resolve(
-      new ReadableStream<Uint8Array>({
-        async pull(controller) {
-          for (;;) {
-            try {
-              if (!body) await withProgressTimeout(open());
-              const { done, value } = await withProgressTimeout(body!.read());
-              if (done) {
-                if (received < desc.size) {
-                  throw new Unavailable(
-                    `blob ${desc.digest} from ${ep.host} ended at ${received} of ${desc.size} bytes`,
-                  );
-                }
-                controller.close();
-                return;
-              }
-              received += value.length;
-              opts.onProgress?.(value.length);
-              controller.enqueue(value);
-              return;
-            } catch (err) {
-              body?.cancel().catch(() => {});
-              body = undefined;
-              if (err instanceof DeadlineExceeded || !retryable(err) || attempt >= maxRetries || signal.aborted) {
-                outer.abort();
-                throw err;
-              }
-              attempt++;
-              const wait = Math.min(200 * 2 ** (attempt - 1), 5000);
-              log.debug("blob download interrupted; retrying", {
-                blob: desc.digest,
-                host: ep.host,
-                received,
-                attempt,
-                error: errorMessage(err),
-              });
-              await new Promise((r) => setTimeout(r, wait));
-            }
-          }
-        },
-        cancel(reason) {
-          outer.abort(reason);
-          return body?.cancel(reason);
-        },
-      }),
-    );
+        }
+      } else digest = digestOf(bytes);
+      return { bytes, mediaType: bareMediaType(res.headers.get("content-type")), digest };
+    }, opts.signal);
   }
 
-  /** Releases HTTP clients. */
+  /** HEADs a manifest: its digest (when the registry sends it), media type and size, without the bytes. */
+  headManifest(
+    target: RegistryTarget,
+    reference: string,
+    opts: { accept: readonly string[]; credentials?: Credentials; signal?: AbortSignal },
+  ): Promise<ManifestHead> {
+    const ep = endpointOf(target);
+    const repository = target.reference.repository;
+    const what = `HEAD manifest ${JSON.stringify(reference)}`;
+    return this.#retrying(async () => {
+      const res = await this.http.request(ep, {
+        method: "HEAD",
+        path: `/v2/${repository}/manifests/${reference}`,
+        repository,
+        credentials: opts.credentials,
+        headers: { accept: opts.accept.join(", ") },
+        signal: opts.signal,
+        what,
+      });
+      if (res.status !== 200) {
+        throw await this.http.statusError(ep, res, {
+          what,
+          repository,
+          notFound: `image "${imageName(target, reference)}" not found in registry ${target.reference.registry}`,
+          credentials: opts.credentials,
+        });
+      }
+      await res.body?.cancel();
+      const out: ManifestHead = { mediaType: bareMediaType(res.headers.get("content-type")) };
+      const digest = res.headers.get("docker-content-digest");
+      if (digest !== null && isDigest(digest)) out.digest = digest;
+      const size = Number(res.headers.get("content-length") ?? "NaN");
+      if (Number.isSafeInteger(size) && size >= 0) out.size = size;
+      return out;
+    }, opts.signal);
+  }
+
+  /**
+   * One GET of a blob, from `offset` with a Range request when it is above 0. The answer says where its body
+   * starts (a server may ignore the range and send everything) and whether ranges are served. Not retried.
+   */
+  async getBlob(
+    target: RegistryTarget,
+    digest: string,
+    opts: { credentials?: Credentials | undefined; signal?: AbortSignal | undefined; offset?: number } = {},
+  ): Promise<BlobResponse> {
+    const ep = endpointOf(target);
+    const repository = target.reference.repository;
+    const offset = opts.offset ?? 0;
+    const what = `GET blob ${digest}${offset > 0 ? ` from byte ${offset}` : ""}`;
+    const res = await this.http.request(ep, {
+      path: `/v2/${repository}/blobs/${digest}`,
+      repository,
+      credentials: opts.credentials,
+      headers: offset > 0 ? { range: `bytes=${offset}-` } : {},
+      signal: opts.signal,
+      what,
+    });
+    const body = res.body ?? new ReadableStream<Uint8Array>({ start: (c) => c.close() });
+    if (res.status === 200) {
+      const out: BlobResponse = { body, offset: 0, resumable: acceptsByteRanges(res.headers.get("accept-ranges")) };
+      const size = Number(res.headers.get("content-length") ?? "NaN");
+      if (Number.isSafeInteger(size) && size >= 0) out.size = size;
+      return out;
+    }
+    if (res.status === 206) {
+      const range = parseContentRange(res.headers.get("content-range"));
+      if (!range) {
+        await body.cancel();
+        throw new TransientError(`registry ${ep.host} answered ${what} with an unusable Content-Range`, {
+          rangeRefused: true,
+        });
+      }
+      const out: BlobResponse = { body, offset: range.start, resumable: true };
+      if (range.total !== undefined) out.size = range.total;
+      return out;
+    }
+    throw await this.http.statusError(ep, res, {
+      what,
+      repository,
+      notFound: `blob ${digest} not found in repository "${repository}" of registry ${target.reference.registry}`,
+      credentials: opts.credentials,
+    });
+  }
+
+  #download(target: RegistryTarget, desc: Descriptor, opts: BlobStreamOptions): ResumableBlob {
+    const log = this.#log;
+    return new ResumableBlob({
+      digest: desc.digest,
+      size: desc.size,
+      source: target.reference.registry,
+      open: ({ offset, range, signal }) =>
+        this.getBlob(target, desc.digest, { credentials: opts.credentials, signal, ...(range ? { offset } : {}) }),
+      signal: opts.signal,
+      progressTimeoutMs: opts.progressTimeoutMs ?? this.#o.progressTimeoutMs ?? 0,
+      maxRetries: opts.maxRetries ?? this.#o.maxRetries ?? 5,
+      backoff: this.#backoff,
+      verify: opts.verify ?? true,
+      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+      onRetry: (r) =>
+        log.info("blob download interrupted; retrying", {
+          blob: desc.digest,
+          registry: target.reference.registry,
+          received: r.received,
+          attempt: r.attempt,
+          wait_ms: r.delayMs,
+          error: errorMessage(r.error),
+        }),
+    });
+  }
+
+  /**
+   * The blob's exact bytes as a stream that retries and resumes on its own (see {@link ResumableBlob}); errors
+   * (NotFound, PermissionDenied, DeadlineExceeded, a digest or size mismatch) surface as the stream's error.
+   */
+  openBlobStream(target: RegistryTarget, desc: Descriptor, opts: BlobStreamOptions = {}): ReadableStream<Uint8Array> {
+    return this.#download(target, desc, opts).stream;
+  }
+
+  /** Like {@link openBlobStream}, but resolves only once the registry answered, so refusals reject here. */
+  async openBlob(
+    target: RegistryTarget,
+    desc: Descriptor,
+    opts: BlobStreamOptions = {},
+  ): Promise<ReadableStream<Uint8Array>> {
+    const d = this.#download(target, desc, opts);
+    await d.connect();
+    return d.stream;
+  }
+
+  /** Releases the per-host HTTP clients. */
   close(): Promise<void> {
     return this.http.close();
   }
-}
 
-function prepend(
-  first: Uint8Array,
-  reader: ReadableStreamDefaultReader<Uint8Array>,
-): ReadableStreamDefaultReader<Uint8Array> {
-  let pending: Uint8Array | undefined = first;
-  return new ReadableStream<Uint8Array>({
-    async pull(c) {
-      if (pending) {
-        c.enqueue(pending);
-        pending = undefined;
-        return;
-      }
-      const { done, value } = await reader.read();
-      if (done) c.close();
-      else c.enqueue(value);
-    },
-    cancel(r) {
-      return reader.cancel(r);
-    },
-  }).getReader();
+  /** Same as {@link close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
 }

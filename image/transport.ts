@@ -211,14 +211,14 @@ export async function readCapped(
 /**
  * Finds out whether `host` speaks TLS that verifies (with the CAs of `client`) by asking `GET /v2/` over HTTPS:
  * "https" when any HTTP answer comes within `timeoutMs`, "http" when TLS fails or the server stays silent (a
- * plain-HTTP server waits for a request line and never answers a ClientHello). A refused connection says nothing
- * about the scheme: "https", so that the request itself reports it.
+ * plain-HTTP server waits for a request line and never answers a ClientHello), "refused" when nothing listens
+ * (which says nothing about the scheme).
  */
 export async function probeTls(
   fetchFn: FetchLike,
   host: string,
   opts: { client?: Deno.HttpClient; timeoutMs: number; userAgent: string },
-): Promise<"https" | "http"> {
+): Promise<"https" | "http" | "refused"> {
   try {
     const init: RequestInit & { client?: Deno.HttpClient } = {
       headers: { "user-agent": opts.userAgent },
@@ -230,6 +230,6 @@ export async function probeTls(
     await res.body?.cancel();
     return "https";
   } catch (err) {
-    return /connection refused/i.test(transportErrorText(err)) ? "https" : "http";
+    return /connection refused/i.test(transportErrorText(err)) ? "refused" : "http";
   }
 }

@@ -51,10 +51,10 @@ Deno.test("loadHostTls reads CA roots and client pairs from certs.d", async (t) 
 
 Deno.test("probeTls decides the scheme of an insecure registry", async (t) => {
   const fetchError = (inner: string) => new TypeError("fetch failed", { cause: new Error(inner) });
-  const cases: [string, FetchLike, "https" | "http"][] = [
+  const cases: [string, FetchLike, "https" | "http" | "refused"][] = [
     ["any HTTPS answer: https", () => Promise.resolve(new Response("", { status: 401 })), "https"],
     ["a TLS failure: http", () => Promise.reject(fetchError("client error (Connect): InvalidContentType")), "http"],
-    ["refused: https (the request reports it)", () => Promise.reject(fetchError("Connection refused")), "https"],
+    ["refused: nothing learnt", () => Promise.reject(fetchError("Connection refused")), "refused"],
     [
       "silence until the deadline: http",
       (_url, init) =>
