@@ -35,7 +35,13 @@ export interface RegistryAccess {
   openBlob(
     source: PullSource,
     desc: Descriptor,
-    opts: { credentials?: Credentials; signal?: AbortSignal; onProgress?: (bytes: number) => void },
+    opts: {
+      credentials?: Credentials;
+      signal?: AbortSignal;
+      onProgress?: (bytes: number) => void;
+      /** Check digest and size in the client too; the puller's ingest checks them anyway. */
+      verify?: boolean;
+    },
   ): Promise<ReadableStream<Uint8Array>>;
 }
 
@@ -162,8 +168,9 @@ export class ImagePuller {
 
     const started = performance.now();
     let bytes = 0;
+    // ingestImage and fetchSmallBlob verify every blob as it streams: the client need not hash it a second time.
     const open = (desc: Descriptor, signal?: AbortSignal) =>
-      this.#o.registry.openBlob(source, desc, { ...opts, ...(signal ? { signal } : {}) });
+      this.#o.registry.openBlob(source, desc, { ...opts, verify: false, ...(signal ? { signal } : {}) });
     // The config is a blob too: concurrent pulls of one image under two names fetch it once, and an image already
     // stored under another name supplies it.
     const configDigest = manifest.config.digest;
@@ -219,8 +226,9 @@ export class ImagePuller {
     }
     const m = parseManifest(sigManifest.bytes, sigManifest.mediaType);
     if (m.kind !== "manifest") return [];
+    // ingestImage and fetchSmallBlob verify every blob as it streams: the client need not hash it a second time.
     const open = (desc: Descriptor, signal?: AbortSignal) =>
-      this.#o.registry.openBlob(source, desc, { ...opts, ...(signal ? { signal } : {}) });
+      this.#o.registry.openBlob(source, desc, { ...opts, verify: false, ...(signal ? { signal } : {}) });
     const out: SigstoreSignature[] = [];
     for (const layer of m.layers.slice(0, 16)) {
       const payload = await fetchSmallBlob(open, layer, `signature ${layer.digest}`, opts.signal);
