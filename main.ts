@@ -15,6 +15,10 @@ const MODES: Record<string, Mode> = {
     load: () => import("./cri/image_mode.ts"),
     help: "import, list and remove stored images (works without the daemon)",
   },
+  monitor: {
+    load: () => import("./monitor/main.ts"),
+    help: "the pod monitor, started by the daemon (one per pod; see docs/monitor-protocol.md)",
+  },
   version: {
     load: () => import("./cri/version_mode.ts"),
     help: "print versions of davit, Deno, V8, TypeScript and the CRI API",

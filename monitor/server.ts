@@ -1,0 +1,258 @@
+/**
+ * The monitor's request handling: the table of containers (live ones created here, exited ones recovered from
+ * exit files after a restart) and the socket server that reads request lines, runs each op concurrently, and
+ * writes answers as they complete.
+ * @module
+ */
+import { AlreadyExists, DavitError, errorMessage, FailedPrecondition, NotFound } from "../lib/errors.ts";
+import type { Logger } from "../lib/log.ts";
+import { Container, type ContainerContext } from "./container.ts";
+import { type ExitRecord, listExitFiles, removeExitFile } from "./exit_file.ts";
+import {
+  type ContainerStatus,
+  type CreateParams,
+  encodeError,
+  encodeResult,
+  LineSplitter,
+  MAX_REQUEST_BYTES,
+  parseRequest,
+  PROTOCOL_VERSION,
+  type Request,
+} from "./protocol.ts";
+import { reapUnknownZombies } from "./reaper.ts";
+
+/** Options for {@link MonitorServer}. */
+export interface MonitorServerOptions {
+  podId: string;
+  /** `DIR/exits`. */
+  exitsDir: string;
+  log: Logger;
+  /** See {@link ContainerContext.drainGraceMs}; default 2 s. */
+  drainGraceMs?: number;
+}
+
+function recordStatus(rec: ExitRecord): ContainerStatus {
+  const { container_id, ...exit } = rec;
+  return { container_id, state: "exited", pid: 0, ...exit };
+}
+
+/** The containers of one monitor and the ops on them. */
+export class MonitorServer {
+  readonly podId: string;
+  readonly #ctx: ContainerContext;
+  readonly #containers = new Map<string, Container>();
+  /** Exits known only from their files (recorded by an earlier monitor process). */
+  readonly #recovered = new Map<string, ExitRecord>();
+  /** IDs with a `create` in flight. */
+  readonly #creating = new Set<string>();
+  readonly #stop = Promise.withResolvers<void>();
+  readonly #conns = new Set<Deno.Conn>();
+  #stopping = false;
+
+  constructor(opts: MonitorServerOptions) {
+    this.podId = opts.podId;
+    this.#ctx = {
+      exitsDir: opts.exitsDir,
+      log: opts.log,
+      drainGraceMs: opts.drainGraceMs ?? 2000,
+      spawned: new Set(),
+    };
+    const { records, bad } = listExitFiles(opts.exitsDir);
+    for (const rec of records) this.#recovered.set(rec.container_id, rec);
+    if (bad.length > 0) opts.log.warn("unreadable exit files left in place", { files: bad });
+    if (records.length > 0) opts.log.info("recovered exit files", { count: records.length });
+  }
+
+  /** Resolves when a `shutdown` has been answered. */
+  get stopped(): Promise<void> {
+    return this.#stop.promise;
+  }
+
+  /** Containers whose exit is not recorded yet. */
+  get liveCount(): number {
+    let n = 0;
+    for (const c of this.#containers.values()) if (c.live) n++;
+    return n + this.#creating.size;
+  }
+
+  /** Runs one request; resolves to its result fields or throws a DavitError. */
+  async handle(req: Request): Promise<object> {
+    switch (req.op) {
+      case "ping":
+        return { pid: Deno.pid, pod_id: this.podId, version: PROTOCOL_VERSION, containers: this.#containers.size };
+      case "create":
+        return { pid: (await this.#create(req)).pid };
+      case "status":
+        return { containers: this.#status(req.container_id) };
+      case "wait": {
+        const c = this.#containers.get(req.container_id);
+        if (c) return { exit: await c.wait() };
+        const rec = this.#recovered.get(req.container_id);
+        if (rec) return { exit: rec };
+        throw this.#notFound(req.container_id);
+      }
+      case "reopen_log": {
+        const c = this.#containers.get(req.container_id);
+        if (!c) throw this.#notFound(req.container_id);
+        c.reopenLog();
+        return {};
+      }
+      case "forget":
+        this.#forget(req.container_id);
+        return {};
+      case "shutdown": {
+        const live = this.liveCount;
+        if (live > 0 && !req.force) {
+          throw new FailedPrecondition(
+            `Cannot shut down the monitor of pod ${JSON.stringify(this.podId)}: ${live} container(s) still running`,
+          );
+        }
+        this.#stopping = true;
+        return {};
+      }
+    }
+  }
+
+  /**
+   * Reaps zombie children that are neither container inits nor processes the monitor spawned (call on
+   * SIGCHLD). Skipped while a `create` is in flight: its init may be adopted before its pid is known.
+   */
+  reapOrphans(): number[] {
+    if (this.#creating.size > 0) return [];
+    const inits = new Set<number>();
+    for (const c of this.#containers.values()) if (c.live) inits.add(c.pid);
+    const reaped = reapUnknownZombies((pid) => inits.has(pid) || this.#ctx.spawned.has(pid));
+    if (reaped.length > 0) this.#ctx.log.debug("reaped orphans", { pids: reaped });
+    return reaped;
+  }
+
+  /** Accepts connections until the listener is closed. */
+  async serve(listener: Deno.Listener): Promise<void> {
+    try {
+      for await (const conn of listener) this.#serveConn(conn);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.BadResource)) throw err;
+    }
+  }
+
+  /** Closes every open connection (at shutdown). */
+  closeConnections(): void {
+    for (const c of this.#conns) {
+      try {
+        c.close();
+      } catch {
+        // already closed
+      }
+    }
+    this.#conns.clear();
+  }
+
+  async #create(p: CreateParams): Promise<Container> {
+    const id = p.container_id;
+    if (this.#stopping) {
+      throw new FailedPrecondition(`The monitor of pod ${JSON.stringify(this.podId)} is shutting down`);
+    }
+    if (this.#containers.has(id) || this.#recovered.has(id) || this.#creating.has(id)) {
+      throw new AlreadyExists(
+        `Cannot create container ${JSON.stringify(id)}: the monitor already has it (forget it first)`,
+      );
+    }
+    this.#creating.add(id);
+    try {
+      const c = await Container.create(p, this.#ctx);
+      this.#containers.set(id, c);
+      this.#ctx.log.info("container created", { id, pid: c.pid });
+      return c;
+    } finally {
+      this.#creating.delete(id);
+    }
+  }
+
+  #status(id: string | undefined): ContainerStatus[] {
+    if (id !== undefined) {
+      const c = this.#containers.get(id);
+      if (c) return [c.status()];
+      const rec = this.#recovered.get(id);
+      if (rec) return [recordStatus(rec)];
+      throw this.#notFound(id);
+    }
+    const out = [...this.#containers.values()].map((c) => c.status());
+    for (const rec of this.#recovered.values()) out.push(recordStatus(rec));
+    return out;
+  }
+
+  // Idempotent, like CRI-O's RemoveContainer: forgetting an unknown container succeeds.
+  #forget(id: string): void {
+    const c = this.#containers.get(id);
+    if (c?.live) throw new FailedPrecondition(`Cannot forget container ${JSON.stringify(id)}: it is still running`);
+    if (this.#creating.has(id)) {
+      throw new FailedPrecondition(`Cannot forget container ${JSON.stringify(id)}: it is being created`);
+    }
+    c?.release();
+    this.#containers.delete(id);
+    this.#recovered.delete(id);
+    removeExitFile(this.#ctx.exitsDir, id);
+  }
+
+  #notFound(id: string): NotFound {
+    return new NotFound(`No container ${JSON.stringify(id)} in the monitor of pod ${JSON.stringify(this.podId)}`);
+  }
+
+  async #serveConn(conn: Deno.Conn): Promise<void> {
+    this.#conns.add(conn);
+    const enc = new TextEncoder();
+    let writing = Promise.resolve();
+    // Answers go out one whole line at a time, in completion order.
+    const send = (line: string): Promise<void> => {
+      writing = writing.then(async () => {
+        const bytes = enc.encode(line);
+        let off = 0;
+        while (off < bytes.byteLength) off += await conn.write(bytes.subarray(off));
+      }).catch(() => {
+        // the client went away; its answers are dropped
+      });
+      return writing;
+    };
+    const splitter = new LineSplitter(MAX_REQUEST_BYTES);
+    const buf = new Uint8Array(16 * 1024);
+    try {
+      for (;;) {
+        const n = await conn.read(buf);
+        if (n === null) break;
+        for (const line of splitter.push(buf.subarray(0, n))) {
+          if (line.trim() === "") continue;
+          const parsed = parseRequest(line);
+          if (!parsed.ok) {
+            send(encodeError(parsed.id, parsed.error));
+            continue;
+          }
+          const req = parsed.request;
+          this.handle(req).then(
+            (result) => send(encodeResult(req.id, result)),
+            (err) => {
+              if (!(err instanceof DavitError)) {
+                this.#ctx.log.error("request failed", { op: req.op, err: errorMessage(err) });
+              }
+              return send(encodeError(req.id, err));
+            },
+          ).then(() => {
+            if (req.op === "shutdown" && this.#stopping) this.#stop.resolve();
+          });
+        }
+      }
+    } catch (err) {
+      // A too-long line or a reset connection: answer if possible and drop the connection.
+      if (err instanceof DavitError) await send(encodeError(null, err));
+      else if (!(err instanceof Deno.errors.BadResource || err instanceof Deno.errors.ConnectionReset)) {
+        this.#ctx.log.warn("connection error", { err: errorMessage(err) });
+      }
+    }
+    await writing;
+    this.#conns.delete(conn);
+    try {
+      conn.close();
+    } catch {
+      // closed at shutdown
+    }
+  }
+}
