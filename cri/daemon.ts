@@ -5,16 +5,30 @@
  */
 import type { DatabaseSync } from "node:sqlite";
 import { type Config, reloadableDiff } from "../lib/config.ts";
-import { errorMessage, FailedPrecondition } from "../lib/errors.ts";
+import { errorMessage, FailedPrecondition, InvalidArgument } from "../lib/errors.ts";
 import { configureLogging, type Logger, logger } from "../lib/log.ts";
 import {
   checkCgroupManager,
+  type OciRuntime,
   releaseNamespaceRoot,
+  resolveRuntimeBinary,
+  RuncLikeRuntime,
   type RuntimeHandlerConfig,
   STATE_MIGRATIONS,
   StateStore,
 } from "../runtime/mod.ts";
 import { PodManager } from "./pods.ts";
+import { ContainerManager } from "./containers.ts";
+import { MonitorSet } from "./monitors.ts";
+import { specBuilder } from "./container_spec.ts";
+import { createContainer } from "./container_create.ts";
+import { startContainer } from "./container_start.ts";
+import { stopContainer } from "./container_stop.ts";
+import { removeContainer } from "./container_remove.ts";
+import { containerStatus } from "./container_status.ts";
+import { listContainers, streamContainers } from "./container_list.ts";
+import { reopenContainerLog } from "./container_reopen_log.ts";
+import { execSync } from "./container_exec_sync.ts";
 import { CniManager } from "../network/mod.ts";
 import { updateRuntimeConfig } from "./runtime_config_update.ts";
 import { runPodSandbox } from "./pod_run.ts";
@@ -22,7 +36,7 @@ import { stopPodSandbox } from "./pod_stop.ts";
 import { removePodSandbox } from "./pod_remove.ts";
 import { podSandboxStatus } from "./pod_status.ts";
 import { listPodSandbox, streamPodSandboxes } from "./pod_list.ts";
-import { DAEMON_MIGRATIONS, IMAGE_STORE_MIGRATIONS, openDatabase } from "../storage/mod.ts";
+import { DAEMON_MIGRATIONS, IMAGE_STORE_MIGRATIONS, openDatabase, RootfsManager } from "../storage/mod.ts";
 import type { ImageService } from "../image/mod.ts";
 import { openImageService } from "./image_setup.ts";
 import { CriGrpcServer, type Handlers } from "./grpc_server.ts";
@@ -58,6 +72,10 @@ export class Daemon {
   #state: StateStore | undefined;
   #pods: PodManager | undefined;
   #cni: CniManager | undefined;
+  #containers: ContainerManager | undefined;
+  #monitors: MonitorSet | undefined;
+  readonly #runtimes = new Map<string, OciRuntime & { path: string; root: string }>();
+  readonly #runtimePaths = new Map<string, string>();
   #front: AuthorityFront | undefined;
   #backendPath = "";
   #stopping?: Promise<void>;
@@ -94,6 +112,40 @@ export class Daemon {
   get cni(): CniManager {
     if (!this.#cni) throw new FailedPrecondition("the network manager is not running");
     return this.#cni;
+  }
+
+  /** Container lifecycle. */
+  get containers(): ContainerManager {
+    if (!this.#containers) throw new FailedPrecondition("the container manager is not running");
+    return this.#containers;
+  }
+
+  /** The pod monitors. */
+  get monitors(): MonitorSet {
+    if (!this.#monitors) throw new FailedPrecondition("the monitors are not running");
+    return this.#monitors;
+  }
+
+  /** The OCI runtime of a handler (the default one for ""). */
+  runtimeFor(handler: string): OciRuntime & { path: string; root: string } {
+    const name = handler || this.#config.davit.runtime.default_runtime;
+    const have = this.#runtimes.get(name);
+    if (have) return have;
+    const h = this.runtimeHandler(name);
+    if (!h) throw new InvalidArgument(`runtime handler "${name}" is not configured`);
+    const path = this.#runtimePaths.get(name) ?? (h.runtimePath || name);
+    const rt = Object.assign(
+      new RuncLikeRuntime({
+        name,
+        path,
+        root: h.runtimeRoot,
+        cgroupManager: this.#config.davit.runtime.cgroup_manager,
+        ...(name === "runsc" ? { extraArgs: ["--platform=ptrace"] } : {}),
+      }),
+      { path, root: h.runtimeRoot },
+    );
+    this.#runtimes.set(name, rt);
+    return rt;
   }
 
   /** Pod lifecycle. */
@@ -157,7 +209,19 @@ export class Daemon {
       log: logger("cni"),
     });
     const cni = this.#cni;
+    // The monitor runs `create` itself and wants absolute runtime paths: resolve them once.
+    for (const h of this.runtimeHandlers()) {
+      const bin = await resolveRuntimeBinary(h);
+      if (bin.ok) this.#runtimePaths.set(h.name, bin.path);
+      else this.log.warn("runtime handler unusable", { handler: h.name, reason: bin.reason });
+    }
+    this.#monitors = new MonitorSet(cfg.runroot, cfg.log_level);
     this.#pods = new PodManager({
+      monitors: this.#monitors,
+      containers: {
+        stopAll: (podId, timeout) => this.containers.stopAll(podId, timeout),
+        removeAll: (podId) => this.containers.removeAll(podId),
+      },
       state: this.#state,
       runroot: cfg.runroot,
       shmSize: cfg.runtime.shm_size,
@@ -190,7 +254,20 @@ export class Daemon {
           }),
       },
     });
+    this.#containers = new ContainerManager({
+      state: this.#state,
+      pods: this.#pods,
+      images: this.#images,
+      rootfs: new RootfsManager(this.#images.store, cfg.root),
+      monitors: this.#monitors,
+      runtimeFor: (h) => this.runtimeFor(h),
+      buildSpec: specBuilder(this.#config),
+      runroot: cfg.runroot,
+      logDir: cfg.log_dir,
+      logSizeMax: cfg.runtime.log_size_max,
+    });
     await this.#pods.recover();
+    await this.#containers.recover();
     // Attachments whose pod no longer exists (removed while the daemon was down, or half-made) are released.
     await cni.gc(this.#state.pods().map((p) => p.id)).catch((err) =>
       this.log.warn("CNI garbage collection failed", { error: errorMessage(err) })
@@ -204,6 +281,15 @@ export class Daemon {
       Status: status(this),
       RuntimeConfig: runtimeConfig(this),
       UpdateRuntimeConfig: updateRuntimeConfig(this),
+      CreateContainer: createContainer(this),
+      StartContainer: startContainer(this),
+      StopContainer: stopContainer(this),
+      RemoveContainer: removeContainer(this),
+      ContainerStatus: containerStatus(this),
+      ListContainers: listContainers(this),
+      StreamContainers: streamContainers(this),
+      ReopenContainerLog: reopenContainerLog(this),
+      ExecSync: execSync(this),
       RunPodSandbox: runPodSandbox(this),
       StopPodSandbox: stopPodSandbox(this),
       RemovePodSandbox: removePodSandbox(this),
@@ -321,6 +407,7 @@ export class Daemon {
       await Deno.remove(this.#backendPath).catch(() => {});
       this.#backendPath = "";
     }
+    await this.#monitors?.close();
     await this.#cni?.close();
     this.#cni = undefined;
     this.#db?.close();

@@ -220,7 +220,8 @@ export class PodManager {
     await this.locked(pod.id, async () => {
       const cur = this.#o.state.pod<PodRuntime>(pod.id);
       if (!cur) return;
-      await this.#o.containers?.stopAll(cur.id, 10);
+      // The kubelet stops containers with their grace period first; what still runs now is killed (CRI: "forcibly").
+      await this.#o.containers?.stopAll(cur.id, 0);
       const rt = cur.runtime;
       if (rt.networkSetUp && this.#o.network) {
         await this.#o.network.tearDown({

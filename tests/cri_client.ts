@@ -35,7 +35,8 @@ export class CriClient {
   readonly #timeoutMs: number;
 
   constructor(readonly socketPath: string, opts: CriClientOptions = {}) {
-    const options: grpc.ClientOptions = {};
+    // Room for ExecSync answers of 16 MiB per stream (a kubelet's client takes 16 MiB in all).
+    const options: grpc.ClientOptions = { "grpc.max_receive_message_length": 64 << 20 };
     if (opts.authority) options["grpc.default_authority"] = opts.authority;
     this.#client = new grpc.Client(`unix://${socketPath}`, grpc.credentials.createInsecure(), options);
     this.#timeoutMs = opts.timeoutMs ?? 30_000;

@@ -1,0 +1,179 @@
+/**
+ * From a validated CreateContainer request, its pod and its image to the plain inputs of runtime/'s spec
+ * generation, reading the few host facts it needs (a Localhost seccomp profile, davit's own oom_score_adj, the
+ * cgroup layout, mount propagation of bind sources).
+ * @module
+ */
+import type { Config } from "../lib/config.ts";
+import { FailedPrecondition, InvalidArgument } from "../lib/errors.ts";
+import { parseImageConfig } from "../image/mod.ts";
+import { generateSpec, parseMountInfo, readCgroupLayout, type SeccompProfile, type SpecInput } from "../runtime/mod.ts";
+import type { ContainerRuntime, SpecBuilder, SpecContext } from "./containers.ts";
+import type { Message } from "./grpc_server.ts";
+
+async function ownOomScoreAdj(): Promise<number> {
+  const text = await Deno.readTextFile("/proc/self/oom_score_adj").catch(() => "0");
+  return Number(text.trim()) || 0;
+}
+
+async function loadProfile(path: string, where: string): Promise<SeccompProfile> {
+  if (!path.startsWith("/")) throw new InvalidArgument(`${where} ${JSON.stringify(path)} must be an absolute path`);
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (err) {
+    throw new FailedPrecondition(`${where}: cannot read seccomp profile ${path}: ${(err as Error).message}`);
+  }
+  try {
+    const p = JSON.parse(text);
+    if (typeof p?.defaultAction !== "string") throw new Error('no "defaultAction"');
+    return p as SeccompProfile;
+  } catch (err) {
+    throw new InvalidArgument(`${where}: seccomp profile ${path} is not valid: ${(err as Error).message}`);
+  }
+}
+
+function propagationOf(mountinfo: string): (hostPath: string) => "shared" | "slave" | "private" {
+  const mounts = parseMountInfo(mountinfo);
+  return (hostPath) => {
+    // The mount that holds the path: the longest mount point that is a prefix of it.
+    let best: (typeof mounts)[number] | undefined;
+    for (const m of mounts) {
+      const mp = m.mountPoint;
+      if (
+        (hostPath === mp || hostPath.startsWith(mp.endsWith("/") ? mp : `${mp}/`)) &&
+        (!best || mp.length >= best.mountPoint.length)
+      ) best = m;
+    }
+    if (!best) return "private";
+    if (best.optional.some((o) => o.startsWith("shared:"))) return "shared";
+    if (best.optional.some((o) => o.startsWith("master:"))) return "slave";
+    return "private";
+  };
+}
+
+/** The spec builder for a daemon configuration. */
+export function specBuilder(config: Config): SpecBuilder {
+  return async (ctx: SpecContext) => {
+    const c = ctx.container;
+    const linux: Message = c.linux ?? {};
+    const sc: Message = linux.security_context ?? {};
+    const res: Message = linux.resources ?? {};
+    const img = parseImageConfig(ctx.imageConfig);
+    const seccompType = (sc.seccomp?.profile_type as SpecInput["seccomp"]["type"] | undefined) ?? undefined;
+    let seccomp: SpecInput["seccomp"];
+    if (seccompType === "Localhost") {
+      seccomp = {
+        type: "Localhost",
+        profile: await loadProfile(sc.seccomp.localhost_ref ?? "", "linux.security_context.seccomp.localhost_ref"),
+      };
+    } else if (seccompType === "Unconfined") seccomp = { type: "Unconfined" };
+    else if (config.davit.runtime.seccomp_profile) {
+      seccomp = {
+        type: "Localhost",
+        profile: await loadProfile(config.davit.runtime.seccomp_profile, "seccomp_profile"),
+      };
+    } else seccomp = { type: "RuntimeDefault" };
+    for (const m of c.mounts) {
+      if (!(await Deno.lstat(m.hostPath).then(() => true, () => false))) {
+        throw new InvalidArgument(`config.mounts: host path ${m.hostPath} does not exist`);
+      }
+    }
+    const layout = await readCgroupLayout();
+    const mountinfo = await Deno.readTextFile("/proc/self/mountinfo");
+    const pod = ctx.pod.runtime;
+    const nsOpts: Message = sc.namespace_options ?? {};
+    const pidMode = (nsOpts.pid as SpecInput["pod"]["pidMode"] | undefined) ?? "CONTAINER";
+    let targetPidNamespace: string | undefined;
+    if (pidMode === "TARGET") {
+      throw new InvalidArgument("linux.security_context.namespace_options.pid TARGET is not supported yet");
+    }
+    if (pidMode === "POD") {
+      throw new InvalidArgument(
+        "linux.security_context.namespace_options.pid POD (a shared pid namespace) is not supported yet",
+      );
+    }
+    const masked: string[] = sc.masked_paths ?? [];
+    const readonly: string[] = sc.readonly_paths ?? [];
+    const input: SpecInput = {
+      id: ctx.id,
+      name: c.name,
+      rootfs: ctx.rootfsPath,
+      readonlyRootfs: Boolean(sc.readonly_rootfs),
+      command: c.command,
+      args: c.args,
+      env: c.env,
+      workingDir: c.workingDir,
+      tty: c.tty,
+      labels: c.labels,
+      annotations: c.annotations,
+      image: {
+        ...(img.entrypoint ? { entrypoint: img.entrypoint } : {}),
+        ...(img.cmd ? { cmd: img.cmd } : {}),
+        ...(img.env ? { env: img.env } : {}),
+        ...(img.workingDir ? { workingDir: img.workingDir } : {}),
+        ...(img.user ? { user: img.user } : {}),
+      },
+      user: {
+        ...(sc.run_as_user ? { runAsUser: Number(sc.run_as_user.value) } : {}),
+        ...(sc.run_as_username ? { runAsUsername: String(sc.run_as_username) } : {}),
+        ...(sc.run_as_group ? { runAsGroup: Number(sc.run_as_group.value) } : {}),
+        supplementalGroups: (sc.supplemental_groups ?? []).map(Number),
+        policy: sc.supplemental_groups_policy === "Strict" ? "Strict" : "Merge",
+      },
+      ...(ctx.passwd !== undefined ? { passwd: ctx.passwd } : {}),
+      ...(ctx.group !== undefined ? { group: ctx.group } : {}),
+      privileged: Boolean(sc.privileged),
+      capabilities: { add: sc.capabilities?.add_capabilities ?? [], drop: sc.capabilities?.drop_capabilities ?? [] },
+      defaultCapabilities: config.davit.runtime.default_capabilities,
+      noNewPrivs: Boolean(sc.no_new_privs),
+      ...(masked.length || readonly.length ? { maskedPaths: masked, readonlyPaths: readonly } : {}),
+      seccomp,
+      apparmor: {
+        type: (sc.apparmor?.profile_type as SpecInput["apparmor"]["type"]) ?? "",
+        ...(sc.apparmor?.localhost_ref ? { name: sc.apparmor.localhost_ref } : {}),
+        hostEnabled: await Deno.stat("/sys/kernel/security/apparmor").then(() => true, () => false),
+      },
+      ...(res.oom_score_adj ? { oomScoreAdj: Number(res.oom_score_adj) } : {}),
+      ownOomScoreAdj: await ownOomScoreAdj(),
+      resources: {
+        ...(res.cpu_shares ? { cpuShares: Number(res.cpu_shares) } : {}),
+        ...(res.cpu_quota ? { cpuQuota: Number(res.cpu_quota) } : {}),
+        ...(res.cpu_period ? { cpuPeriod: Number(res.cpu_period) } : {}),
+        ...(res.cpuset_cpus ? { cpusetCpus: res.cpuset_cpus } : {}),
+        ...(res.cpuset_mems ? { cpusetMems: res.cpuset_mems } : {}),
+        ...(res.memory_limit_in_bytes ? { memoryLimit: Number(res.memory_limit_in_bytes) } : {}),
+        ...(res.memory_swap_limit_in_bytes ? { memorySwapLimit: Number(res.memory_swap_limit_in_bytes) } : {}),
+        ...(res.hugepage_limits?.length
+          ? {
+            hugepageLimits: res.hugepage_limits.map((h: Message) => ({
+              pageSize: h.page_size,
+              limit: Number(h.limit),
+            })),
+          }
+          : {}),
+        ...(res.unified && Object.keys(res.unified).length ? { unified: res.unified } : {}),
+      },
+      cgroupV2: layout.kind === "v2",
+      cgroupsPath: ctx.cgroupsPath,
+      pod: {
+        hostname: pod.spec.hostname,
+        namespaces: pod.namespaces ?? {},
+        pidMode,
+        ...(targetPidNamespace ? { targetPidNamespace } : {}),
+        ...(pod.files ? { files: pod.files } : {}),
+        ...(pod.shm ? { shm: pod.shm } : {}),
+        sysctls: pod.spec.sysctls,
+      },
+      mounts: c.mounts,
+      sourcePropagation: propagationOf(mountinfo),
+    };
+    const spec = generateSpec(input);
+    const user: ContainerRuntime["user"] = {
+      uid: spec.process.user.uid,
+      gid: spec.process.user.gid,
+      additionalGids: spec.process.user.additionalGids,
+    };
+    return { spec: spec as unknown as Record<string, unknown>, user };
+  };
+}
