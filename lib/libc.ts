@@ -50,10 +50,13 @@ const SYMBOLS = {
 } as const satisfies Deno.ForeignLibraryInterface;
 
 type Symbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
-let opened: Symbols | undefined;
+// Opened when this module loads, once per process: every mode that imports it calls into it sooner or later (every
+// spawn marks descriptors close-on-exec), and a library opened at load time is never mistaken for a leak of
+// whatever test first happened to call it.
+const opened: Symbols = Deno.dlopen("libc.so.6", SYMBOLS).symbols;
 
 function libc(): Symbols {
-  return opened ??= Deno.dlopen("libc.so.6", SYMBOLS).symbols;
+  return opened;
 }
 
 /**
