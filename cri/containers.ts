@@ -53,7 +53,7 @@ export interface ContainerManagerOptions {
   images: ImageService;
   rootfs: RootfsManager;
   monitors: MonitorSet;
-  runtimeFor: (handler: string) => OciRuntime & { path: string; root: string };
+  runtimeFor: (handler: string) => OciRuntime & { path: string; root: string; args: string[] };
   buildSpec: SpecBuilder;
   runroot: string;
   logDir: string;
@@ -202,6 +202,7 @@ export class ContainerManager {
           container_id: id,
           runtime_path: runtime.path,
           runtime_root: runtime.root,
+          runtime_args: runtime.args,
           bundle,
           log_path: rt.logPath,
           log_size_max: this.#o.logSizeMax,

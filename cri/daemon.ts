@@ -74,7 +74,7 @@ export class Daemon {
   #cni: CniManager | undefined;
   #containers: ContainerManager | undefined;
   #monitors: MonitorSet | undefined;
-  readonly #runtimes = new Map<string, OciRuntime & { path: string; root: string }>();
+  readonly #runtimes = new Map<string, OciRuntime & { path: string; root: string; args: string[] }>();
   readonly #runtimePaths = new Map<string, string>();
   #front: AuthorityFront | undefined;
   #backendPath = "";
@@ -127,22 +127,24 @@ export class Daemon {
   }
 
   /** The OCI runtime of a handler (the default one for ""). */
-  runtimeFor(handler: string): OciRuntime & { path: string; root: string } {
+  runtimeFor(handler: string): OciRuntime & { path: string; root: string; args: string[] } {
     const name = handler || this.#config.davit.runtime.default_runtime;
     const have = this.#runtimes.get(name);
     if (have) return have;
     const h = this.runtimeHandler(name);
     if (!h) throw new InvalidArgument(`runtime handler "${name}" is not configured`);
     const path = this.#runtimePaths.get(name) ?? (h.runtimePath || name);
+    const extraArgs = this.#config.davit.runtime.runtimes[name]?.runtime_args ?? [];
+    const systemd = this.#config.davit.runtime.cgroup_manager === "systemd";
     const rt = Object.assign(
       new RuncLikeRuntime({
         name,
         path,
         root: h.runtimeRoot,
         cgroupManager: this.#config.davit.runtime.cgroup_manager,
-        ...(name === "runsc" ? { extraArgs: ["--platform=ptrace"] } : {}),
+        extraArgs,
       }),
-      { path, root: h.runtimeRoot },
+      { path, root: h.runtimeRoot, args: [...extraArgs, ...(systemd ? ["--systemd-cgroup"] : [])] },
     );
     this.#runtimes.set(name, rt);
     return rt;

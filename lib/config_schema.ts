@@ -37,6 +37,7 @@ export interface RuntimeHandlerTable {
   runtime_path: string;
   runtime_root: string;
   runtime_type: "oci";
+  runtime_args: string[];
 }
 
 /** `[davit.runtime]`: OCI runtimes and what every container gets by default. */
@@ -104,7 +105,13 @@ export const RUNTIMES_TABLE = "davit.runtime.runtimes";
 
 /** The defaults of a runtime handler table named `name` (runc and crun are configured out of the box). */
 export function defaultRuntimeHandler(name: string): RuntimeHandlerTable {
-  return { runtime_path: "", runtime_root: `/run/${name}`, runtime_type: "oci" };
+  // gVisor on a host without KVM needs its ptrace platform; other runtimes need no global flags.
+  return {
+    runtime_path: "",
+    runtime_root: `/run/${name}`,
+    runtime_type: "oci",
+    runtime_args: name === "runsc" ? ["--platform=ptrace"] : [],
+  };
 }
 
 /** The built-in defaults: what davit runs with when no file exists and no flag is given. A fresh object each call. */
@@ -353,6 +360,17 @@ export const KEY_SPECS: readonly KeySpec[] = [
     type: enumType(["oci"]),
     check: oneOf(["oci"]),
     description: 'Kind of runtime behind this handler; davit drives only "oci" runtimes with a runc-like command line.',
+  },
+  {
+    key: `${RUNTIMES_TABLE}.${HANDLER}.runtime_args`,
+    type: "list of strings",
+    check: list(
+      matching(/^--[a-z0-9-]+(=.*)?$/, 'a flag written as "--name" or "--name=value"'),
+      'flags written as "--name[=value]"',
+    ),
+    description:
+      'Global flags given to this handler\'s runtime before every command, e.g. ["--platform=ptrace"] for runsc; ' +
+      "davit's own key (not in CRI-O).",
   },
   {
     key: "davit.image.pause_image",

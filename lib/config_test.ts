@@ -45,8 +45,8 @@ Deno.test("defaultConfig", async (t) => {
     assertEquals(c.davit.runtime.default_runtime, "runc");
     assertEquals(c.davit.runtime.default_capabilities.length, 9);
     assertEquals(c.davit.runtime.runtimes, {
-      runc: { runtime_path: "", runtime_root: "/run/runc", runtime_type: "oci" },
-      crun: { runtime_path: "", runtime_root: "/run/crun", runtime_type: "oci" },
+      runc: { runtime_path: "", runtime_root: "/run/runc", runtime_type: "oci", runtime_args: [] },
+      crun: { runtime_path: "", runtime_root: "/run/crun", runtime_type: "oci", runtime_args: [] },
     });
     assertEquals(c.davit.image.pause_image, "registry.k8s.io/pause:3.10");
     assertEquals(c.davit.network.plugin_dirs, ["/opt/cni/bin/", "/usr/lib/cni/"]);
@@ -101,9 +101,19 @@ runtime_path = "/usr/bin/runsc"
       assertEquals(config.davit.api.stream_address, "127.0.0.1");
       assertEquals(config.davit.network.plugin_dirs, ["/a/"]);
       assertEquals(config.davit.runtime.runtimes, {
-        runc: { runtime_path: "/usr/local/sbin/runc", runtime_root: "/run/runc-a", runtime_type: "oci" },
-        crun: { runtime_path: "", runtime_root: "/run/crun", runtime_type: "oci" },
-        runsc: { runtime_path: "/usr/bin/runsc", runtime_root: "/run/runsc", runtime_type: "oci" },
+        runc: {
+          runtime_path: "/usr/local/sbin/runc",
+          runtime_root: "/run/runc-a",
+          runtime_type: "oci",
+          runtime_args: [],
+        },
+        crun: { runtime_path: "", runtime_root: "/run/crun", runtime_type: "oci", runtime_args: [] },
+        runsc: {
+          runtime_path: "/usr/bin/runsc",
+          runtime_root: "/run/runsc",
+          runtime_type: "oci",
+          runtime_args: ["--platform=ptrace"],
+        },
       });
     });
     await t.step("flags win over every file", async () => {
@@ -184,7 +194,7 @@ Deno.test("validation errors name the source, the dotted key and what was expect
       name: "unknown key inside a runtime handler",
       text: '[davit.runtime.runtimes.runsc]\nruntime_pth = "/usr/bin/runsc"\n',
       message: 'x.toml: key "davit.runtime.runtimes.runsc.runtime_pth": unknown key (expected one of: ' +
-        "runtime_path, runtime_root, runtime_type)",
+        "runtime_path, runtime_root, runtime_type, runtime_args)",
     },
     {
       name: "a CRI-O file",
@@ -314,7 +324,12 @@ stream_idle_timeout = "0s"
 `);
     assertEquals(c.davit.runtime.log_size_max, 8192);
     assertEquals(c.davit.runtime.default_capabilities, ["CHOWN", "KILL"]);
-    assertEquals(c.davit.runtime.runtimes.kata, { runtime_path: "", runtime_root: "/run/kata", runtime_type: "oci" });
+    assertEquals(c.davit.runtime.runtimes.kata, {
+      runtime_path: "",
+      runtime_root: "/run/kata",
+      runtime_type: "oci",
+      runtime_args: [],
+    });
     assertEquals(c.davit.api.stream_port, "8080");
   });
   await t.step("a handler defined in a later drop-in satisfies default_runtime", () => {
@@ -437,6 +452,7 @@ Deno.test("configToToml round-trips", async (t) => {
     runtime_path: "/usr/bin/runsc",
     runtime_root: "/run/gvisor",
     runtime_type: "oci",
+    runtime_args: ["--platform=ptrace", "--network=none"],
   };
   modified.davit.runtime.default_runtime = "runsc";
   modified.davit.image.pinned_images = Array.from({ length: 12 }, (_, i) => `registry.example.com/app-${i}:latest`);
@@ -555,6 +571,7 @@ Deno.test("reloadableDiff", async (t) => {
       runtime_path: "/usr/bin/runsc",
       runtime_root: "/run/runsc",
       runtime_type: "oci",
+      runtime_args: [],
     };
     delete (next.davit.runtime.runtimes as Record<string, unknown>).crun;
     assertEquals(reloadableDiff(defaultConfig(), next), [
@@ -563,9 +580,11 @@ Deno.test("reloadableDiff", async (t) => {
       { key: "davit.runtime.runtimes.crun.runtime_path", from: "", to: undefined, reloadable: false },
       { key: "davit.runtime.runtimes.crun.runtime_root", from: "/run/crun", to: undefined, reloadable: false },
       { key: "davit.runtime.runtimes.crun.runtime_type", from: "oci", to: undefined, reloadable: false },
+      { key: "davit.runtime.runtimes.crun.runtime_args", from: [], to: undefined, reloadable: false },
       { key: "davit.runtime.runtimes.runsc.runtime_path", from: undefined, to: "/usr/bin/runsc", reloadable: false },
       { key: "davit.runtime.runtimes.runsc.runtime_root", from: undefined, to: "/run/runsc", reloadable: false },
       { key: "davit.runtime.runtimes.runsc.runtime_type", from: undefined, to: "oci", reloadable: false },
+      { key: "davit.runtime.runtimes.runsc.runtime_args", from: undefined, to: [], reloadable: false },
       {
         key: "davit.network.plugin_dirs",
         from: ["/opt/cni/bin/", "/usr/lib/cni/"],

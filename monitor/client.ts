@@ -36,7 +36,7 @@ export interface RequestOptions {
 /** `create` fields; those with defaults in the protocol may be left out. */
 export type CreateInput =
   & Pick<CreateParams, "container_id" | "runtime_path" | "runtime_root" | "bundle" | "log_path">
-  & Partial<Pick<CreateParams, "log_size_max" | "terminal" | "stdin" | "stdin_once" | "timeout_ms">>;
+  & Partial<Pick<CreateParams, "runtime_args" | "log_size_max" | "terminal" | "stdin" | "stdin_once" | "timeout_ms">>;
 
 interface Pending {
   resolve: (result: Record<string, unknown>) => void;

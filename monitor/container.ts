@@ -146,7 +146,7 @@ export class Container {
     const pidFile = `${p.bundle}/pid`;
     const runtimeLog = `${p.bundle}/runtime.log`;
     const signal = AbortSignal.timeout(p.timeout_ms);
-    const args = ["--root", p.runtime_root, "--log", runtimeLog, "--log-format", "json"];
+    const args = [...p.runtime_args, "--root", p.runtime_root, "--log", runtimeLog, "--log-format", "json"];
     args.push("create", "--bundle", p.bundle, "--pid-file", pidFile, p.container_id);
     let child: Deno.ChildProcess;
     try {

@@ -67,6 +67,8 @@ export interface CreateParams {
   runtime_path: string;
   /** The runtime's `--root` state directory. */
   runtime_root: string;
+  /** Global flags placed before `--root` (e.g. runsc's `--platform=ptrace`); each must start with "--". */
+  runtime_args: string[];
   /** The OCI bundle (config.json, rootfs); `<bundle>/pid` and `<bundle>/runtime.log` are written there. */
   bundle: string;
   /** The CRI log file; its directory must exist. */
@@ -132,6 +134,7 @@ const FIELDS: Record<Op, readonly string[]> = {
     "container_id",
     "runtime_path",
     "runtime_root",
+    "runtime_args",
     "bundle",
     "log_path",
     "log_size_max",
@@ -204,6 +207,7 @@ function parseCreate(id: number, o: Obj): Request {
     container_id: containerId(o, "create"),
     runtime_path: absPath(o, "runtime_path", "create"),
     runtime_root: absPath(o, "runtime_root", "create"),
+    runtime_args: runtimeArgs(o),
     bundle: absPath(o, "bundle", "create"),
     log_path: absPath(o, "log_path", "create"),
     log_size_max: logSizeMax,
@@ -212,6 +216,16 @@ function parseCreate(id: number, o: Obj): Request {
     stdin_once: stdinOnce,
     timeout_ms: int(o, "timeout_ms", "create", CREATE_TIMEOUT_MS.default, 1, CREATE_TIMEOUT_MS.max),
   };
+}
+
+function runtimeArgs(o: Record<string, unknown>): string[] {
+  const v = o.runtime_args ?? [];
+  if (
+    !Array.isArray(v) || v.length > 32 || !v.every((a) => typeof a === "string" && /^--[a-z0-9-]+(=[^\0\n]*)?$/.test(a))
+  ) {
+    throw new InvalidArgument(`create: "runtime_args" must be a list of at most 32 "--flag[=value]" strings`);
+  }
+  return v as string[];
 }
 
 function isOp(v: unknown): v is Op {

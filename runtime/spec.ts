@@ -425,7 +425,8 @@ export const DEFAULT_SPEC_OPTS: readonly SpecOpt[] = [
 /** Builds the OCI runtime spec of a container. */
 export function generateSpec(input: SpecInput, opts: readonly SpecOpt[] = DEFAULT_SPEC_OPTS): OciSpec {
   const spec: OciSpec = {
-    ociVersion: "1.2.0",
+    // The version runc 1.1 writes itself; crun 1.8 refuses "1.2.0" ("unknown version specified").
+    ociVersion: "1.0.2-dev",
     process: {
       terminal: false,
       user: { uid: 0, gid: 0, additionalGids: [] },

@@ -258,6 +258,56 @@ Deno.test("container lifecycle with logs, exit codes, entrypoint/cmd and users",
   }
 });
 
+Deno.test("runtime handlers: a runsc pod runs its container under gVisor; crun's refusal is reported", async (t) => {
+  const env = await setup();
+  try {
+    await using d = await startDaemon({
+      files: {
+        ...daemonFiles(env),
+        // gVisor here needs its ptrace platform, and its own network stack refuses this kernel (docs/runtimes.md).
+        "etc/davit.conf.d/20-runsc.toml":
+          '[davit.runtime.runtimes.runsc]\nruntime_args = ["--platform=ptrace", "--network=none"]\n',
+      },
+    });
+    using c = d.client();
+    await using _pods = { [Symbol.asyncDispose]: () => removeAllPods(c) };
+    await c.call("PullImage", { image: { image: env.bb } });
+    const run = async (handler: string) => {
+      const config = {
+        metadata: { name: handler, namespace: "test", uid: `uid-${handler}` },
+        hostname: handler,
+        log_directory: `${d.dir}/logs`,
+      };
+      const podId = (await c.call("RunPodSandbox", { config, runtime_handler: handler })).pod_sandbox_id;
+      assertEquals((await c.call("PodSandboxStatus", { pod_sandbox_id: podId })).status.runtime_handler, handler);
+      return { id: podId, config };
+    };
+    await t.step("runsc", async () => {
+      const p = await run("runsc");
+      const id = await container(c, p, "kernel", env.bb, { command: ["sh", "-c", "uname -r; exit 5"] });
+      await c.call("StartContainer", { container_id: id });
+      const s = await exited(c, id);
+      assertEquals(s.exit_code, 5);
+      const lines = (await logLines(s.log_path)).map(([, , x]) => x);
+      const host = Deno.osRelease();
+      assert(
+        lines.length === 1 && lines[0] !== host,
+        `gVisor reports its own kernel (${lines[0]}), not the host's ${host}`,
+      );
+    });
+    await t.step("crun: created or refused with the runtime's own reason", async () => {
+      const p = await run("crun");
+      const r = await container(c, p, "c", env.bb, { command: ["true"] }).then(
+        () => "created",
+        (e) => (e as Error).message,
+      );
+      assert(r === "created" || r.includes("cgroups in hybrid mode not supported"), r);
+    });
+  } finally {
+    await env.reg.stop();
+  }
+});
+
 Deno.test("the daemon killed with SIGKILL while containers run and log: nothing is lost", async () => {
   const env = await setup();
   const first = await startDaemon({ files: daemonFiles(env) });
