@@ -19,6 +19,10 @@ const MODES: Record<string, Mode> = {
     load: () => import("./monitor/main.ts"),
     help: "the pod monitor, started by the daemon (one per pod; see docs/monitor-protocol.md)",
   },
+  network: {
+    load: () => import("./cri/network_mode.ts"),
+    help: "print (or --write) the default CNI network configuration",
+  },
   version: {
     load: () => import("./cri/version_mode.ts"),
     help: "print versions of davit, Deno, V8, TypeScript and the CRI API",
