@@ -93,6 +93,8 @@ disabled_plugins = [
   disable_apparmor = true
   # Network namespaces under state instead of /var/run/netns.
   netns_mounts_under_state_dir = true
+  # This VM withholds CAP_SYS_RESOURCE: the sandbox's oom_score_adj (-998) would make runc fail.
+  restrict_oom_score_adj = true
   max_concurrent_downloads = 3
 
   [${cri}.cni]
