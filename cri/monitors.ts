@@ -9,6 +9,25 @@ import { type Level, logger } from "../lib/log.ts";
 import { MonitorClient, startMonitor } from "../monitor/mod.ts";
 import type { PodMonitors } from "./pods.ts";
 
+/**
+ * The pid of the pod's monitor if its process is alive (from the pid file, checked against /proc), 0 when it is
+ * known to be gone, -1 when the monitor may still be starting (no pid file yet).
+ */
+function monitorPid(dir: string, podId: string): number {
+  let pid: number;
+  try {
+    pid = Number(Deno.readTextFileSync(`${dir}/monitor.pid`).trim());
+  } catch {
+    return -1;
+  }
+  try {
+    const cmdline = Deno.readTextFileSync(`/proc/${pid}/cmdline`);
+    return cmdline.includes("monitor") && cmdline.includes(podId) ? pid : 0;
+  } catch {
+    return 0;
+  }
+}
+
 /** Monitors by pod. */
 export class MonitorSet implements PodMonitors {
   readonly #runroot: string;
@@ -54,15 +73,39 @@ export class MonitorSet implements PodMonitors {
     await c?.close().catch(() => {});
   }
 
-  /** Shuts the pod's monitor down (it kills nothing: containers are gone by now); idempotent. */
+  /**
+   * Shuts the pod's monitor down (it kills nothing: containers are gone by now) and removes its directory;
+   * idempotent. A monitor that is still starting (a daemon killed just after launching it, then recovering) is
+   * waited for briefly; one that never answers is killed through its pid file.
+   */
   async stop(podId: string): Promise<void> {
-    try {
-      const c = await this.client(podId);
-      await c.shutdown({ force: true });
-    } catch (err) {
-      this.#log.debug("monitor already gone", { pod: podId, error: errorMessage(err) });
+    const dir = this.dir(podId);
+    for (let attempt = 0; attempt < 30; attempt++) {
+      try {
+        const c = await this.client(podId);
+        await c.shutdown({ force: true });
+        break;
+      } catch (err) {
+        await this.forgetClient(podId);
+        const pid = monitorPid(dir, podId);
+        const exists = await Deno.stat(dir).then(() => true, () => false);
+        if (!exists || pid === 0) {
+          this.#log.debug("monitor already gone", { pod: podId, error: errorMessage(err) });
+          break;
+        }
+        if (attempt === 29 && pid > 0) {
+          this.#log.warn("monitor does not answer; killing it", { pod: podId, pid });
+          try {
+            Deno.kill(pid, "SIGKILL");
+          } catch {
+            // gone meanwhile
+          }
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
     }
     await this.forgetClient(podId);
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 
   /** Closes every client (the monitors keep running). */

@@ -40,6 +40,11 @@ async function leftovers(d: TestDaemon): Promise<string[]> {
       out.push(`ns ${kind}: ${e.name}`);
     }
   }
+  for (const e of await Array.fromAsync(Deno.readDir("/proc")).catch(() => [])) {
+    if (!/^\d+$/.test(e.name)) continue;
+    const cmdline = await Deno.readTextFile(`/proc/${e.name}/cmdline`).catch(() => "");
+    if (cmdline.includes("monitor") && cmdline.includes(d.runroot)) out.push(`monitor process ${e.name}`);
+  }
   for (const e of await Array.fromAsync(Deno.readDir("/sys/fs/cgroup/memory/davit")).catch(() => [])) {
     if (e.isDirectory) out.push(`cgroup: ${e.name}`);
   }
