@@ -45,6 +45,26 @@ function netns(d: TestDaemon, id: string): string {
   return `${d.runroot}/ns/net/${id}`;
 }
 
+/**
+ * Sends `text` to a listener started by `start` and returns what it received. busybox nc is a blunt tool (a sender
+ * that races the listener's bind can lose its data), so a round that received nothing is tried again, twice at most.
+ */
+async function roundTrip(
+  start: () => { received: Promise<string>; kill: () => void },
+  deliver: () => Promise<void>,
+  text: string,
+) {
+  let got = "";
+  for (let round = 0; round < 3 && got !== text; round++) {
+    const l = start();
+    await deliver().catch(() => {});
+    const timer = setTimeout(l.kill, 5000);
+    got = await l.received;
+    clearTimeout(timer);
+  }
+  return got;
+}
+
 /** Starts `busybox nc -l` inside a pod's network namespace; resolves to what it received. */
 function listen(d: TestDaemon, id: string, port: number): { received: Promise<string>; kill: () => void } {
   const child = new Deno.Command("nsenter", {
@@ -74,8 +94,8 @@ async function send(target: string, port: number, text: string, fromNetns?: stri
       stderr: "null",
     }).spawn();
     const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(text));
-    await w.close();
+    // nc exits at once when nothing listens yet: its stdin is then a broken pipe, which just means "try again".
+    await w.write(new TextEncoder().encode(text)).then(() => w.close()).catch(() => {});
     if ((await child.status).success) return;
     await new Promise((r) => setTimeout(r, 50)); // the listener may not be up yet
   }
@@ -115,19 +135,29 @@ Deno.test("pod networking with the bridge, host-local and portmap plugins", asyn
     });
     await t.step("two pods reach each other over TCP", async () => {
       b = await runPod(cri, "b");
-      const l = listen(daemon, a, 7000);
-      await send(await podIp(cri, a), 7000, "hello from b\n", netns(daemon, b));
-      assertEquals(await l.received, "hello from b\n");
+      const ip = await podIp(cri, a);
+      const got = await roundTrip(
+        () => listen(daemon, a, 7000),
+        () => send(ip, 7000, "hello from b\n", netns(daemon, b)),
+        "hello from b\n",
+      );
+      assertEquals(got, "hello from b\n");
     });
     await t.step("a host port maps to the pod (portmap)", async () => {
       const hostPort = 20000 + Math.floor(Math.random() * 20000);
       const p = await runPod(cri, "web", {
         port_mappings: [{ protocol: "TCP", container_port: 8080, host_port: hostPort, host_ip: "" }],
       });
-      const l = listen(daemon, p, 8080);
-      await send(`10.244.${octet}.1`, hostPort, "via the host port\n");
-      assertEquals(await l.received, "via the host port\n");
-      await cri.call("RemovePodSandbox", { pod_sandbox_id: p });
+      try {
+        const got = await roundTrip(
+          () => listen(daemon, p, 8080),
+          () => send(`10.244.${octet}.1`, hostPort, "via the host port\n"),
+          "via the host port\n",
+        );
+        assertEquals(got, "via the host port\n");
+      } finally {
+        await cri.call("RemovePodSandbox", { pod_sandbox_id: p });
+      }
     });
     await t.step("hostNetwork pods skip CNI", async () => {
       const before = await hostLocalFiles(dataDir);

@@ -54,7 +54,11 @@ export async function benchExec(opts: { runs: number }): Promise<void> {
   try {
     const pause = await pushPauseImage(reg);
     // containerd's CRI wants an interface result from CNI: give it the bench bridge.
-    await using cd = await startContainerd({ sandboxImage: pause.reference, insecureRegistries: [reg.host], network: "bridge" });
+    await using cd = await startContainerd({
+      sandboxImage: pause.reference,
+      insecureRegistries: [reg.host],
+      network: "bridge",
+    });
     using c = cd.client({ timeoutMs: 60_000 });
     await c.call("PullImage", { image: { image: bb } });
     res.containerd = await measure(c, bb, opts.runs);
