@@ -14,7 +14,8 @@ import type { ContainerStatus as MonitorStatus } from "../monitor/mod.ts";
 import { containerReservedName, type ContainerSpec } from "./container_config.ts";
 import { KeyedMutex } from "./keyed_mutex.ts";
 import type { MonitorSet } from "./monitors.ts";
-import { nowNanos, type PodManager, type PodRuntime } from "./pods.ts";
+import { nowNanos, randomId } from "./ids.ts";
+import type { PodManager, PodRuntime } from "./pods.ts";
 
 /** What a container's runtime side consists of (stored with it). */
 export interface ContainerRuntime {
@@ -58,10 +59,6 @@ export interface ContainerManagerOptions {
   runroot: string;
   logDir: string;
   logSizeMax: number;
-}
-
-function randomId(): string {
-  return Array.from(crypto.getRandomValues(new Uint8Array(32)), (x) => x.toString(16).padStart(2, "0")).join("");
 }
 
 function toNanos(rfc3339: string | undefined): string {

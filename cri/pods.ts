@@ -20,6 +20,7 @@ import {
   writePodFiles,
 } from "../runtime/mod.ts";
 import type { PodRecord, StateStore } from "../runtime/mod.ts";
+import { nowNanos, randomId } from "./ids.ts";
 import { KeyedMutex } from "./keyed_mutex.ts";
 import { podReservedName, type PodSpec } from "./pod_config.ts";
 
@@ -63,16 +64,6 @@ export interface PodManagerOptions {
     stopAll(podId: string, timeoutSec: number): Promise<void>;
     removeAll(podId: string): Promise<void>;
   };
-}
-
-function randomId(): string {
-  const b = crypto.getRandomValues(new Uint8Array(32));
-  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
-}
-
-/** Nanoseconds since the epoch as a decimal string (CRI's created_at). */
-export function nowNanos(): string {
-  return (BigInt(Date.now()) * 1_000_000n + BigInt(Math.floor((performance.now() % 1) * 1e6))).toString();
 }
 
 /** Pod lifecycle. */
