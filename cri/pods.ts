@@ -152,13 +152,13 @@ export class PodManager {
           rt.ownsCgroup = true;
         }
         save();
-        if (monitor) rt.monitorDir = (await monitor).dir;
-        save();
         if (spec.network !== "NODE" && this.#o.network && rt.namespaces.net) {
           rt.networkSetUp = true;
           save();
           rt.ips = (await this.#o.network.setUp({ id, spec, netns: rt.namespaces.net })).ips;
         }
+        // Awaited last: the monitor's start-up (a new process) overlaps with all the work above.
+        if (monitor) rt.monitorDir = (await monitor).dir;
         rt.ips ??= [];
         this.#o.state.updatePod(id, { state: "ready", runtime: { ...rt } });
         this.#log.debug("pod ready", { pod: id, name });
