@@ -1,18 +1,21 @@
 /**
  * `deno task bench lifecycle`: RunPodSandbox, CreateContainer, StartContainer, StopContainer, StopPodSandbox and
- * RemovePodSandbox latencies over N pods (sequential, then 10 at a time), daemon RSS, and memory per pod of davit's
- * monitor against containerd's shim (PSS), through each runtime's CRI in the same run, with a bridge network.
+ * RemovePodSandbox latencies (p50, p95) over N pods with a `sleep 3600` busybox container, one pod at a time and
+ * then 10 at a time; the daemon's RSS; memory per pod of davit's monitor and of containerd's shim (PSS from
+ * smaps_rollup, with M pods running). Both runtimes get the same private bridge CNI configuration, their own
+ * cgroup parent and log directory, all removed afterwards.
  * @module
  */
-import type { CriClient, Msg } from "../cri_client.ts";
+import { CriClient, type Msg } from "../cri_client.ts";
 import { startDaemon } from "../daemon.ts";
 import { busybox } from "../fixtures/images.ts";
 import { startRegistry } from "../fixtures/registry.ts";
-import { startContainerd } from "./containerd.ts";
 import { conflist } from "./cni.ts";
+import { startContainerd } from "./containerd.ts";
 import { pushPauseImage } from "./pause_image.ts";
-import { findProcesses, pssKiB, rssKiB } from "./proc.ts";
-import { fmt, quantile, ratio, table } from "./stats.ts";
+import { findProcesses, peakRssKiB, pssKiB, removeCgroup, rssKiB } from "./proc.ts";
+import { type BenchResult, containerdSide, davitSide, type Metric, progress } from "./report.ts";
+import { quantile } from "./stats.ts";
 
 const STEPS = [
   "RunPodSandbox",
@@ -21,159 +24,255 @@ const STEPS = [
   "StopContainer",
   "StopPodSandbox",
   "RemovePodSandbox",
-];
+] as const;
 
 type Times = Record<string, number[]>;
 
-async function onePod(c: CriClient, image: string, i: number, label: string, times: Times): Promise<void> {
-  const t = async (step: string, fn: () => Promise<Msg>) => {
-    const t0 = performance.now();
-    const r = await fn();
-    (times[step] ??= []).push(performance.now() - t0);
-    return r;
+/** Options of {@link benchLifecycle}. */
+export interface LifecycleOptions {
+  pods: number;
+  /** Pods running at once while memory per pod is measured (default 10). */
+  memPods?: number;
+  parallel?: number;
+}
+
+/** Where one side puts its pods: log directory and cgroup parent. */
+interface Placement {
+  logDir: string;
+  cgroupParent: string;
+  image: string;
+}
+
+/** One side's figures. */
+interface Side {
+  seq: Times;
+  par: Times;
+  /** Wall time of each phase, for pods per second. */
+  seqSeconds: number;
+  parSeconds: number;
+  rssMiB: number;
+  peakRssMiB: number;
+  perPodPssMiB: number | null;
+}
+
+function podConfig(p: Placement, name: string): Msg {
+  return {
+    metadata: { name, namespace: "bench", uid: `uid-${name}`, attempt: 0 },
+    hostname: name,
+    log_directory: p.logDir,
+    linux: { cgroup_parent: p.cgroupParent },
   };
-  const config = {
-    metadata: { name: `b${label}${i}`, namespace: "bench", uid: `u-${label}-${i}` },
-    hostname: `b${i}`,
-    log_directory: "/tmp",
-  };
-  const pod = (await t("RunPodSandbox", () => c.call("RunPodSandbox", { config }))).pod_sandbox_id;
-  const ctr = (await t("CreateContainer", () =>
+}
+
+async function timed(times: Times, step: string, fn: () => Promise<Msg>): Promise<Msg> {
+  const t0 = performance.now();
+  const r = await fn();
+  (times[step] ??= []).push(performance.now() - t0);
+  return r;
+}
+
+/** Runs a pod with a sleeping container; answers the pod ID and container ID. */
+async function podUp(c: CriClient, p: Placement, name: string, times: Times): Promise<[string, string]> {
+  const config = podConfig(p, name);
+  const pod = (await timed(times, "RunPodSandbox", () => c.call("RunPodSandbox", { config }))).pod_sandbox_id;
+  const ctr = (await timed(times, "CreateContainer", () =>
     c.call("CreateContainer", {
       pod_sandbox_id: pod,
       config: {
-        metadata: { name: "sleep" },
-        image: { image },
+        metadata: { name: "sleep", attempt: 0 },
+        image: { image: p.image },
         command: ["sleep", "3600"],
-        log_path: `bench-${label}-${i}.log`,
+        log_path: `${name}.log`,
       },
       sandbox_config: config,
     }))).container_id;
-  await t("StartContainer", () => c.call("StartContainer", { container_id: ctr }));
-  await t("StopContainer", () => c.call("StopContainer", { container_id: ctr, timeout: 0 }));
-  await t("StopPodSandbox", () => c.call("StopPodSandbox", { pod_sandbox_id: pod }));
-  await t("RemovePodSandbox", () => c.call("RemovePodSandbox", { pod_sandbox_id: pod }));
+  await timed(times, "StartContainer", () => c.call("StartContainer", { container_id: ctr }));
+  return [pod, ctr];
 }
 
-async function runAll(c: CriClient, image: string, pods: number, parallel: number): Promise<Times> {
+async function podDown(c: CriClient, pod: string, ctr: string, times: Times): Promise<void> {
+  // sleep as PID 1 ignores SIGTERM: timeout 0 asks for SIGKILL at once on both runtimes.
+  await timed(times, "StopContainer", () => c.call("StopContainer", { container_id: ctr, timeout: 0 }));
+  await timed(times, "StopPodSandbox", () => c.call("StopPodSandbox", { pod_sandbox_id: pod }));
+  await timed(times, "RemovePodSandbox", () => c.call("RemovePodSandbox", { pod_sandbox_id: pod }));
+}
+
+/** Full lifecycles of `pods` pods, `parallel` at a time; answers the times and the wall time in seconds. */
+async function phase(c: CriClient, p: Placement, pods: number, parallel: number): Promise<[Times, number]> {
   const times: Times = {};
-  for (let i = 0; i < pods; i += parallel) {
-    await Promise.all(
-      Array.from({ length: Math.min(parallel, pods - i) }, (_, j) => onePod(c, image, i + j, `p${parallel}-`, times)),
-    );
-  }
-  return times;
+  const t0 = performance.now();
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < pods; i = next++) {
+      const [pod, ctr] = await podUp(c, p, `p${parallel}-${i}`, times);
+      await podDown(c, pod, ctr, times);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(parallel, pods) }, worker));
+  return [times, (performance.now() - t0) / 1000];
 }
 
-/** Starts `n` pods each with a sleeping container and returns per-pod helper PSS (KiB) and a clean-up. */
-async function perPodMemory(c: CriClient, image: string, n: number, helpers: () => number[]): Promise<number> {
-  const before = helpers();
-  const pods: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const config = {
-      metadata: { name: `m${i}`, namespace: "bench", uid: `um-${i}` },
-      hostname: `m${i}`,
-      log_directory: "/tmp",
-    };
-    const pod = (await c.call("RunPodSandbox", { config })).pod_sandbox_id;
-    const ctr = (await c.call("CreateContainer", {
-      pod_sandbox_id: pod,
-      config: { metadata: { name: "sleep" }, image: { image }, command: ["sleep", "3600"], log_path: `mem-${i}.log` },
-      sandbox_config: config,
-    })).container_id;
-    await c.call("StartContainer", { container_id: ctr });
-    pods.push(pod);
-  }
-  await new Promise((r) => setTimeout(r, 1000));
-  const pids = helpers().filter((p) => !before.includes(p));
-  const pss = pids.map((p) => pssKiB(p) ?? 0).reduce((a, b) => a + b, 0);
-  for (const p of pods) await c.call("RemovePodSandbox", { pod_sandbox_id: p });
-  return pss / n;
-}
-
-function report(name: string, times: Times): string[][] {
-  return STEPS.map((s) => [name, s, fmt(quantile(times[s] ?? [], 0.5)), fmt(quantile(times[s] ?? [], 0.95))]);
-}
-
-/** Runs the lifecycle benchmark and prints its report. */
-export async function benchLifecycle(opts: { pods: number }): Promise<void> {
-  await using reg = await startRegistry();
-  const bb = (await busybox(reg)).reference;
-  const octet = 200 + Math.floor(Math.random() * 50);
-  const results: Record<string, { seq: Times; par: Times; rssMiB: number; perPodKiB: number }> = {};
-  {
-    const dir = await Deno.makeTempDir({ prefix: "davit-bench-net-" });
-    const net = conflist("bridge", "davit-bench", "dvtbench", `${dir}/ipam`).replace(
-      /10\.\d+\.\d+\.0\/\d+/,
-      `10.245.${octet}.0/24`,
-    );
-    await using d = await startDaemon({
-      args: ["--plugin-dirs", "/usr/lib/cni", "--log-level", "info"],
-      files: {
-        "cni/10-bench.conflist": net,
-        "etc/containers/registries.conf": `[[registry]]\nlocation = "${reg.host}"\ninsecure = true\n`,
-      },
-    });
-    using c = d.client();
-    await c.call("PullImage", { image: { image: bb } });
-    const seq = await runAll(c, bb, opts.pods, 1);
-    const par = await runAll(c, bb, opts.pods, 10);
-    const monitors = () =>
-      findProcesses((p) => p.argv.includes("monitor") && p.argv.some((a) => a.startsWith(d.runroot))).map((p) => p.pid);
-    const perPodKiB = await perPodMemory(c, bb, 5, monitors);
-    results.davit = { seq, par, rssMiB: (rssKiB(d.process.pid) ?? 0) / 1024, perPodKiB };
-    await new Deno.Command("ip", { args: ["link", "del", "dvtbench"], stderr: "null" }).output();
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-  }
-  let version = "";
+/** PSS per pod of the helper processes (monitors or shims) that `n` running pods add. */
+async function perPodPss(c: CriClient, p: Placement, n: number, helpers: () => number[]): Promise<number | null> {
+  const before = new Set(helpers());
+  const pods: [string, string][] = [];
   try {
+    for (let i = 0; i < n; i++) pods.push(await podUp(c, p, `mem-${i}`, {}));
+    await new Promise((r) => setTimeout(r, 1000)); // let start-up garbage be collected
+    const pids = helpers().filter((pid) => !before.has(pid));
+    if (pids.length === 0) return null;
+    return pids.map((pid) => pssKiB(pid) ?? 0).reduce((a, b) => a + b, 0) / 1024 / n;
+  } finally {
+    for (const [pod, ctr] of pods) await podDown(c, pod, ctr, {});
+  }
+}
+
+async function measure(
+  c: CriClient,
+  p: Placement,
+  opts: Required<LifecycleOptions>,
+  daemonPid: number,
+  helpers: () => number[],
+  label: string,
+): Promise<Side> {
+  await Deno.mkdir(p.logDir, { recursive: true });
+  await c.call("PullImage", { image: { image: p.image } });
+  const [seq, seqSeconds] = await phase(c, p, opts.pods, 1);
+  progress(`lifecycle: ${label}: ${opts.pods} pods one at a time in ${seqSeconds.toFixed(1)} s`);
+  const [par, parSeconds] = await phase(c, p, opts.pods, opts.parallel);
+  progress(`lifecycle: ${label}: ${opts.pods} pods ${opts.parallel} at a time in ${parSeconds.toFixed(1)} s`);
+  let rssMiB = 0;
+  const perPodPssMiB = await perPodPss(c, p, opts.memPods, () => {
+    rssMiB = Math.max(rssMiB, (rssKiB(daemonPid) ?? 0) / 1024);
+    return helpers();
+  });
+  return { seq, par, seqSeconds, parSeconds, rssMiB, peakRssMiB: (peakRssKiB(daemonPid) ?? 0) / 1024, perPodPssMiB };
+}
+
+/** Runs the lifecycle benchmark. */
+export async function benchLifecycle(o: LifecycleOptions): Promise<BenchResult> {
+  const opts: Required<LifecycleOptions> = { memPods: 10, parallel: 10, ...o };
+  const notes: string[] = [];
+  await using reg = await startRegistry();
+  const image = (await busybox(reg)).reference;
+  const registriesConf = `[[registry]]\nlocation = "${reg.host}"\ninsecure = true\n`;
+  const tag = crypto.randomUUID().slice(0, 8);
+
+  const davit = await davitSide(notes, async () => {
+    const net = `davit-bench-${tag}`, bridge = `dvd${tag}`;
+    const cgroupParent = `/davit-bench-d${tag}`;
+    try {
+      await using d = await startDaemon({
+        args: ["--plugin-dirs", "/usr/lib/cni", "--log-level", "info"],
+        files: {
+          "cni/10-bench.conflist": conflist("bridge", net, bridge, `/tmp/davit-bench-ipam-${tag}`),
+          "etc/containers/registries.conf": registriesConf,
+        },
+      });
+      using c = new CriClient(d.socket, { timeoutMs: 120_000 });
+      const monitors = () =>
+        findProcesses((p) => p.argv.includes("monitor") && p.argv.some((a) => a.startsWith(d.runroot)))
+          .map((p) => p.pid);
+      const placement = { logDir: `${d.dir}/pod-logs`, cgroupParent, image };
+      return await measure(c, placement, opts, d.process.pid, monitors, "davit");
+    } finally {
+      await new Deno.Command("ip", { args: ["link", "del", bridge], stderr: "null" }).output();
+      await Deno.remove(`/tmp/davit-bench-ipam-${tag}`, { recursive: true }).catch(() => {});
+      removeCgroup(cgroupParent);
+    }
+  });
+
+  let version: string | null = null;
+  const ctrd = await containerdSide(notes, async () => {
     const pause = await pushPauseImage(reg);
+    const cgroupParent = `/davit-bench-c${tag}`;
     await using cd = await startContainerd({
       sandboxImage: pause.reference,
       insecureRegistries: [reg.host],
       network: "bridge",
     });
     version = cd.version;
-    using c = cd.client({ timeoutMs: 120_000 });
-    await c.call("PullImage", { image: { image: bb } });
-    await c.call("PullImage", { image: { image: pause.reference } });
-    const seq = await runAll(c, bb, opts.pods, 1);
-    const par = await runAll(c, bb, opts.pods, 10);
-    const perPodKiB = await perPodMemory(c, bb, 5, () => cd.shims().map((s) => s.pid));
-    results.containerd = { seq, par, rssMiB: (cd.rssKiB() ?? 0) / 1024, perPodKiB };
-  } catch (err) {
-    console.log(`containerd: not measured (${(err as Error).message})`);
-  }
+    try {
+      using c = cd.client({ timeoutMs: 120_000 });
+      // The sandbox image is pulled ahead, as a kubelet node would have it: RunPodSandbox then measures the pod.
+      await c.call("PullImage", { image: { image: pause.reference } });
+      const placement = { logDir: `${cd.dir}/pod-logs`, cgroupParent, image };
+      return await measure(c, placement, opts, cd.pid, () => cd.shims().map((s) => s.pid), "containerd");
+    } finally {
+      await cd.stop();
+      removeCgroup(cgroupParent);
+    }
+  });
+
+  const metrics: Metric[] = [];
+  const q = (s: Side | null, mode: "seq" | "par", step: string, p: number) =>
+    s ? quantile(s[mode][step] ?? [], p) : null;
+  const start = (s: Side | null, mode: "seq" | "par") =>
+    s
+      ? ["RunPodSandbox", "CreateContainer", "StartContainer"].reduce((n, st) => n + quantile(s[mode][st]!, 0.5), 0)
+      : null;
   for (const mode of ["seq", "par"] as const) {
-    console.log(`\nlifecycle, ${opts.pods} pods, ${mode === "seq" ? "one at a time" : "10 at a time"} (ms)`);
-    const rows = Object.entries(results).flatMap(([n, r]) =>
-      report(n === "containerd" ? `containerd ${version}` : n, r[mode])
-    );
-    console.log(table(["runtime", "call", "p50", "p95"], rows));
-    const start = (r: { seq: Times; par: Times }) =>
-      ["RunPodSandbox", "CreateContainer", "StartContainer"].reduce((n, s) => n + quantile(r[mode][s] ?? [], 0.5), 0);
-    if (results.containerd) {
-      console.log(
-        `pod start p50 (Run+Create+Start): davit ${fmt(start(results.davit!))} ms, containerd ${
-          fmt(start(results.containerd))
-        } ms, ratio ${ratio(start(results.davit!), start(results.containerd))}`,
-      );
-      for (const s of STEPS) {
-        console.log(
-          `  ${s}: ratio ${
-            ratio(quantile(results.davit![mode][s] ?? [], 0.5), quantile(results.containerd[mode][s] ?? [], 0.5))
-          }`,
-        );
+    const how = mode === "seq" ? "1 at a time" : `${opts.parallel} at a time`;
+    metrics.push({
+      name: `pod start p50 (Run+Create+Start), ${how}`,
+      unit: "ms",
+      davit: start(davit, mode),
+      containerd: start(ctrd, mode),
+      headline: true,
+    });
+    for (const step of STEPS) {
+      for (const p of [0.5, 0.95]) {
+        metrics.push({
+          name: `${step} p${p * 100}, ${how}`,
+          unit: "ms",
+          davit: q(davit, mode, step, p),
+          containerd: q(ctrd, mode, step, p),
+        });
       }
     }
+    const rate = (s: Side | null) => s ? opts.pods / (mode === "seq" ? s.seqSeconds : s.parSeconds) : null;
+    metrics.push({
+      name: `full lifecycles per second, ${how}`,
+      unit: "pods/s",
+      davit: rate(davit),
+      containerd: rate(ctrd),
+      digits: 2,
+    });
   }
-  console.log("\nmemory");
-  console.log(table(
-    ["runtime", "daemon RSS MiB", "per pod helper PSS MiB"],
-    Object.entries(results).map(([n, r]) => [
-      n,
-      fmt(r.rssMiB),
-      fmt(r.perPodKiB / 1024, 2),
-    ]),
-  ));
+  metrics.push(
+    {
+      name: `daemon RSS with ${opts.memPods} pods running`,
+      unit: "MiB",
+      davit: davit?.rssMiB ?? null,
+      containerd: ctrd?.rssMiB ?? null,
+      digits: 0,
+    },
+    {
+      name: "daemon peak RSS",
+      unit: "MiB",
+      davit: davit?.peakRssMiB ?? null,
+      containerd: ctrd?.peakRssMiB ?? null,
+      digits: 0,
+    },
+    {
+      name: `PSS per pod: davit monitor / containerd shim (${opts.memPods} pods)`,
+      unit: "MiB",
+      davit: davit?.perPodPssMiB ?? null,
+      containerd: ctrd?.perPodPssMiB ?? null,
+      digits: 2,
+      headline: true,
+    },
+  );
+  if (davit && davit.perPodPssMiB === null) notes.push("davit: no monitor process found for running pods");
+  notes.push(
+    "containerd's sandbox (pause) container and shim are its own per-pod costs; davit pins namespaces " +
+      "without an infra container",
+  );
+  return {
+    bench: "lifecycle",
+    title: `${opts.pods} pods with a busybox "sleep 3600" container, private bridge CNI, StopContainer timeout 0`,
+    containerdVersion: version,
+    metrics,
+    notes,
+  };
 }

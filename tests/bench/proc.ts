@@ -116,3 +116,20 @@ export function unmountUnder(dir: string): string[] {
   }
   return mountsUnder(dir);
 }
+
+/** Removes a cgroup directory tree (deepest first) in every mounted hierarchy below /sys/fs/cgroup; best effort. */
+export function removeCgroup(path: string): void {
+  const rel = path.replace(/^\/+/, "");
+  if (rel === "" || rel.includes("..")) throw new Error(`refusing to remove cgroup ${JSON.stringify(path)}`);
+  const roots = Deno.readTextFileSync("/proc/self/mountinfo").split("\n")
+    .filter((l) => / - cgroup2? /.test(l)).map((l) => unescapeMountPath(l.split(" ")[4] ?? ""));
+  const rmTree = (dir: string) => {
+    try {
+      for (const e of Deno.readDirSync(dir)) if (e.isDirectory) rmTree(`${dir}/${e.name}`);
+      Deno.removeSync(dir);
+    } catch {
+      // absent, or still populated
+    }
+  };
+  for (const root of roots) rmTree(`${root}/${rel}`);
+}
