@@ -4,7 +4,7 @@
  * @module
  */
 import type { DatabaseSync } from "node:sqlite";
-import { type Config, reloadableDiff } from "../lib/config.ts";
+import { type Config, parseDuration, reloadableDiff } from "../lib/config.ts";
 import { errorMessage, FailedPrecondition, InvalidArgument } from "../lib/errors.ts";
 import { configureLogging, type Logger, logger } from "../lib/log.ts";
 import {
@@ -208,6 +208,7 @@ export class Daemon {
       pluginDirs: cfg.network.plugin_dirs,
       cacheDir: `${cfg.root}/cni-cache`,
       defaultNetwork: cfg.network.cni_default_network,
+      timeoutMs: parseDuration(cfg.network.plugin_timeout) || 60_000,
       log: logger("cni"),
     });
     const cni = this.#cni;

@@ -18,7 +18,7 @@ export function podState(pod: PodRecord<PodRuntime>): string {
 
 /** Handler for RuntimeService.PodSandboxStatus. */
 export function podSandboxStatus(daemon: Daemon): UnaryHandler {
-  return (req) => {
+  return async (req) => {
     if (!req.pod_sandbox_id) throw new InvalidArgument("pod_sandbox_id is empty");
     const pod = daemon.pods.get(req.pod_sandbox_id);
     const s = pod.runtime.spec;
@@ -36,8 +36,22 @@ export function podSandboxStatus(daemon: Daemon): UnaryHandler {
     };
     const res: Message = { status };
     if (req.verbose) {
+      // A verbose status also asks the CNI plugins to CHECK the pod's network (where the config's version allows).
+      let networkCheck = "not applicable";
+      const net = pod.runtime.namespaces?.net;
+      if (pod.runtime.networkSetUp && net && pod.state === "ready") {
+        networkCheck = await daemon.cni.checkPod({
+          id: pod.id,
+          name: s.name,
+          namespace: s.namespace,
+          uid: s.uid,
+          netnsPath: net,
+        })
+          .then(() => "ok", (err: unknown) => `failed: ${(err as Error).message}`);
+      }
       res.info = {
         info: JSON.stringify({
+          networkCheck,
           namespaces: pod.runtime.namespaces ?? {},
           cgroup: pod.runtime.cgroup ?? "",
           files: pod.runtime.files ?? {},

@@ -70,6 +70,7 @@ export interface NetworkTable {
   network_dir: string;
   plugin_dirs: string[];
   cni_default_network: string;
+  plugin_timeout: string;
 }
 
 /** `[davit.metrics]`: the Prometheus endpoint. */
@@ -169,6 +170,7 @@ export function defaultConfig(): Config {
         network_dir: "/etc/cni/net.d/",
         plugin_dirs: ["/opt/cni/bin/", "/usr/lib/cni/"],
         cni_default_network: "",
+        plugin_timeout: "60s",
       },
       metrics: { enable_metrics: false, metrics_host: "127.0.0.1", metrics_port: 9090 },
     },
@@ -451,6 +453,13 @@ export const KEY_SPECS: readonly KeySpec[] = [
     type: "string",
     check: str(),
     description: "Name of the CNI network pods join; empty means the first configuration in network_dir by file name.",
+  },
+  {
+    key: "davit.network.plugin_timeout",
+    type: "duration",
+    check: duration(),
+    description:
+      "Longest one CNI plugin run may take before it is killed and the pod fails; davit's own key (not in CRI-O).",
   },
   {
     key: "davit.metrics.enable_metrics",

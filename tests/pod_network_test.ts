@@ -133,6 +133,10 @@ Deno.test("pod networking with the bridge, host-local and portmap plugins", asyn
       assert(ip.startsWith(`10.244.${octet}.`), ip);
       assertEquals(await hostLocalFiles(dataDir), [ip]);
     });
+    await t.step("a verbose PodSandboxStatus runs CNI CHECK", async () => {
+      const st = await cri.call("PodSandboxStatus", { pod_sandbox_id: a, verbose: true });
+      assertEquals(JSON.parse(st.info.info).networkCheck, "ok");
+    });
     await t.step("two pods reach each other over TCP", async () => {
       b = await runPod(cri, "b");
       const ip = await podIp(cri, a);
@@ -224,11 +228,15 @@ Deno.test("a broken plugin fails RunPodSandbox cleanly; NetworkReady follows the
       `#!/bin/sh\ncat >/dev/null\necho '{"cniVersion":"1.0.0","code":11,"msg":"no addresses left in test pool","details":"bad-json plugin"}'\nexit 1\n`,
     "garbage": "#!/bin/sh\ncat >/dev/null\necho 'this is not JSON at all'\nexit 0\n",
     "crash": "#!/bin/sh\ncat >/dev/null\necho 'segfault-ish' >&2\nexit 139\n",
+    "hang": "#!/bin/sh\ncat >/dev/null\nexec sleep 600\n",
   };
   for (const [name, text] of Object.entries(scripts)) {
     await Deno.writeTextFile(`${plugins}/${name}`, text, { mode: 0o755 });
   }
-  await using d = await startDaemon({ args: ["--plugin-dirs", `${plugins},/usr/lib/cni`] });
+  await using d = await startDaemon({
+    args: ["--plugin-dirs", `${plugins},/usr/lib/cni`],
+    files: { "etc/davit.conf.d/20-timeout.toml": '[davit.network]\nplugin_timeout = "2s"\n' },
+  });
   using c = d.client();
   const ready = async () => (await c.call("Status", {})).status.conditions[1];
   const waitReady = async (want: boolean) => {
@@ -240,12 +248,13 @@ Deno.test("a broken plugin fails RunPodSandbox cleanly; NetworkReady follows the
     assertEquals([cond.status, cond.reason], [false, "NetworkPluginNotReady"]);
     assertStringIncludes(cond.message, `${d.dir}/cni`);
   });
-  for (
-    const [plugin, mentions] of [["bad-json", "no addresses left in test pool"], ["garbage", "garbage"], [
-      "crash",
-      "crash",
-    ]] as const
-  ) {
+  const broken = [
+    ["bad-json", "no addresses left in test pool"],
+    ["garbage", "garbage"],
+    ["crash", "crash"],
+    ["hang", "hang"],
+  ] as const;
+  for (const [plugin, mentions] of broken) {
     await t.step(`plugin "${plugin}" fails RunPodSandbox and nothing is left`, async () => {
       await Deno.mkdir(`${d.dir}/cni`, { recursive: true });
       await Deno.writeTextFile(
@@ -269,6 +278,10 @@ Deno.test("a broken plugin fails RunPodSandbox cleanly; NetworkReady follows the
       // A plugin that also fails DEL leaves its attachment record for the next teardown or start-up GC to retry.
     });
   }
+  await t.step("the hung plugin was killed at the timeout", async () => {
+    const ps = await new Deno.Command("pgrep", { args: ["-f", "sleep 600"], stdout: "piped" }).output();
+    assertEquals(new TextDecoder().decode(ps.stdout).trim(), "");
+  });
   await t.step("ready again is lost when the directory empties", async () => {
     await Deno.remove(`${d.dir}/cni/10-broken.conflist`);
     assertEquals((await waitReady(false)).status, false);
