@@ -244,6 +244,20 @@ export class Daemon {
               protocol: p.protocol.toLowerCase(),
               ...(p.hostIp ? { hostIP: p.hostIp } : {}),
             })),
+            ...(spec.dns ? { dns: spec.dns } : {}),
+            // Burst of one second's worth of traffic, as the bandwidth plugin's convention takes it in bits.
+            ...(spec.bandwidth
+              ? {
+                bandwidth: {
+                  ...(spec.bandwidth.ingressRate
+                    ? { ingressRate: spec.bandwidth.ingressRate, ingressBurst: spec.bandwidth.ingressRate }
+                    : {}),
+                  ...(spec.bandwidth.egressRate
+                    ? { egressRate: spec.bandwidth.egressRate, egressBurst: spec.bandwidth.egressRate }
+                    : {}),
+                },
+              }
+              : {}),
           });
           return { ips: res.ips };
         },

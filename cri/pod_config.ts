@@ -27,6 +27,28 @@ export interface PodSpec {
   pid: NamespaceMode;
   ipc: NamespaceMode;
   privileged: boolean;
+  /** From the `kubernetes.io/ingress-bandwidth` and `egress-bandwidth` annotations, in bits per second. */
+  bandwidth?: { ingressRate?: number; egressRate?: number };
+}
+
+const QUANTITY = /^(\d+(?:\.\d+)?)(k|M|G|T|Ki|Mi|Gi|Ti)?$/;
+const FACTORS: Record<string, number> = {
+  "": 1,
+  k: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  Ki: 1024,
+  Mi: 1024 ** 2,
+  Gi: 1024 ** 3,
+  Ti: 1024 ** 4,
+};
+
+/** A Kubernetes quantity such as "10M" (bits per second for the bandwidth annotations). */
+export function parseQuantity(text: string, where: string): number {
+  const m = QUANTITY.exec(text.trim());
+  if (!m) throw new InvalidArgument(`${where} ${JSON.stringify(text)} is not a quantity such as "10M"`);
+  return Math.round(Number(m[1]) * FACTORS[m[2] ?? ""]!);
 }
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -111,6 +133,18 @@ export function validatePodConfig(config: Message | null | undefined): PodSpec {
     throw new InvalidArgument(
       "config.linux.security_context.namespace_options.userns_options: user namespaces are not supported yet",
     );
+  }
+  for (
+    const [key, field] of [["kubernetes.io/ingress-bandwidth", "ingressRate"], [
+      "kubernetes.io/egress-bandwidth",
+      "egressRate",
+    ]] as const
+  ) {
+    const v = spec.annotations[key];
+    if (v !== undefined) {
+      spec.bandwidth ??= {};
+      spec.bandwidth[field] = parseQuantity(v, `config.annotations["${key}"]`);
+    }
   }
   const dns = config.dns_config;
   if (dns && (dns.servers?.length || dns.searches?.length || dns.options?.length)) {
