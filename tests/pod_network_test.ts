@@ -9,7 +9,7 @@ import { selfCommand } from "../lib/self_exec.ts";
 const tag = Array.from(crypto.getRandomValues(new Uint8Array(3)), (b) => b.toString(16).padStart(2, "0")).join("");
 const bridge = `dvt${tag}`;
 
-function conflist(octet: number, dataDir: string): string {
+function conflist(octet: number, dataDir: string, ipv6 = false): string {
   return JSON.stringify({
     cniVersion: "1.0.0",
     name: `dvt${tag}`,
@@ -23,7 +23,10 @@ function conflist(octet: number, dataDir: string): string {
         ipam: {
           type: "host-local",
           dataDir,
-          ranges: [[{ subnet: `10.244.${octet}.0/24` }]],
+          ranges: [
+            [{ subnet: `10.244.${octet}.0/24` }],
+            ...(ipv6 ? [[{ subnet: `fd00:d5:${octet.toString(16)}::/64` }]] : []),
+          ],
           routes: [{ dst: "0.0.0.0/0" }],
         },
       },
@@ -322,5 +325,34 @@ Deno.test("davit network default prints or installs the default network, never o
     assertEquals((await run(["--force"])).code, 2);
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("dual stack: the IPv4 address is primary, the IPv6 one additional", async () => {
+  const host = await saveHostNet();
+  const octet = await freeSubnetOctet();
+  const dir = await Deno.makeTempDir({ prefix: "davit-net6-" });
+  let d: TestDaemon | undefined;
+  try {
+    d = await startDaemon({
+      args: ["--plugin-dirs", "/usr/lib/cni"],
+      files: { "cni/10-test.conflist": conflist(octet, `${dir}/ipam`, true) },
+    });
+    using c = d.client();
+    const id = await runPod(c, "dual");
+    const st = (await c.call("PodSandboxStatus", { pod_sandbox_id: id })).status;
+    assert(st.network.ip.startsWith(`10.244.${octet}.`), st.network.ip);
+    assertEquals(st.network.additional_ips.length, 1);
+    assert(
+      st.network.additional_ips[0].ip.startsWith(`fd00:d5:${octet.toString(16)}:`),
+      st.network.additional_ips[0].ip,
+    );
+    await c.call("RemovePodSandbox", { pod_sandbox_id: id });
+  } finally {
+    await d?.stop();
+    const left = await restoreHostNet(host, tag, bridge);
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    if (d) await Deno.remove(d.dir, { recursive: true }).catch(() => {});
+    assertEquals(left, []);
   }
 });
