@@ -51,23 +51,37 @@ export async function main(args: string[]): Promise<number> {
     log.error("unhandled rejection (a bug; the daemon carries on)", { error: errorMessage(e.reason) });
   });
 
-  let daemon: Daemon;
+  // Signal handlers go in before the socket exists: a client may signal the daemon as soon as it can connect, and
+  // SIGHUP's default action would end the process. Signals that arrive during start-up are acted on once it is done.
+  const { promise: stopped, resolve } = Promise.withResolvers<void>();
+  let daemon: Daemon | undefined;
+  let pendingStop = false, pendingHup = false;
+  const onStop = () => {
+    if (daemon) void daemon.stop().then(resolve);
+    else pendingStop = true;
+  };
+  const onHup = () => {
+    if (daemon) void daemon.reload();
+    else pendingHup = true;
+  };
+  Deno.addSignalListener("SIGTERM", onStop);
+  Deno.addSignalListener("SIGINT", onStop);
+  Deno.addSignalListener("SIGHUP", onHup);
+  const removeListeners = () => {
+    Deno.removeSignalListener("SIGTERM", onStop);
+    Deno.removeSignalListener("SIGINT", onStop);
+    Deno.removeSignalListener("SIGHUP", onHup);
+  };
   try {
     daemon = await Daemon.start({ config, reload: load });
   } catch (err) {
     log.error("cannot start", { error: errorMessage(err) });
+    removeListeners();
     return 1;
   }
-
-  const { promise: stopped, resolve } = Promise.withResolvers<void>();
-  const onStop = () => void daemon.stop().then(resolve);
-  const onHup = () => void daemon.reload();
-  Deno.addSignalListener("SIGTERM", onStop);
-  Deno.addSignalListener("SIGINT", onStop);
-  Deno.addSignalListener("SIGHUP", onHup);
+  if (pendingHup) void daemon.reload();
+  if (pendingStop) onStop();
   await stopped;
-  Deno.removeSignalListener("SIGTERM", onStop);
-  Deno.removeSignalListener("SIGINT", onStop);
-  Deno.removeSignalListener("SIGHUP", onHup);
+  removeListeners();
   return 0;
 }

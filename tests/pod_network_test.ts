@@ -349,6 +349,13 @@ Deno.test("dual stack: the IPv4 address is primary, the IPv6 one additional", as
     );
     await c.call("RemovePodSandbox", { pod_sandbox_id: id });
   } finally {
+    if (d) {
+      // A failed assertion must not leave the pod (and its mounts and rules) behind.
+      using c = d.client();
+      for (const p of (await c.call("ListPodSandbox", {}).catch(() => ({ items: [] }))).items) {
+        await c.call("RemovePodSandbox", { pod_sandbox_id: p.id }).catch(() => {});
+      }
+    }
     await d?.stop();
     const left = await restoreHostNet(host, tag, bridge);
     await Deno.remove(dir, { recursive: true }).catch(() => {});
