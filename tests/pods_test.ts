@@ -24,6 +24,16 @@ async function sh(cmd: string[]): Promise<string> {
   return new TextDecoder().decode(out.stdout).trim();
 }
 
+const CGROUPS_AT_START = new Set(
+  [...(() => {
+    try {
+      return Deno.readDirSync("/sys/fs/cgroup/memory/davit");
+    } catch {
+      return [];
+    }
+  })()].map((e) => e.name),
+);
+
 async function leftovers(d: TestDaemon): Promise<string[]> {
   const out: string[] = [];
   const mounts = await Deno.readTextFile("/proc/self/mountinfo");
@@ -46,7 +56,8 @@ async function leftovers(d: TestDaemon): Promise<string[]> {
     if (cmdline.includes("monitor") && cmdline.includes(d.runroot)) out.push(`monitor process ${e.name}`);
   }
   for (const e of await Array.fromAsync(Deno.readDir("/sys/fs/cgroup/memory/davit")).catch(() => [])) {
-    if (e.isDirectory) out.push(`cgroup: ${e.name}`);
+    // Only this file's pods count: other test files (or a crashed earlier run) may have pods of their own.
+    if (e.isDirectory && !CGROUPS_AT_START.has(e.name)) out.push(`cgroup: ${e.name}`);
   }
   return out;
 }
