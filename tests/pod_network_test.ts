@@ -3,7 +3,7 @@
 import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
 import type { CriCallError, CriClient, Msg } from "./cri_client.ts";
 import { startDaemon, type TestDaemon } from "./daemon.ts";
-import { freeSubnetOctet, restoreHostNet, saveHostNet } from "./host_net.ts";
+import { freeSubnetOctet, restoreHostNet, saveHostNet, sh } from "./host_net.ts";
 import { selfCommand } from "../lib/self_exec.ts";
 
 const tag = Array.from(crypto.getRandomValues(new Uint8Array(3)), (b) => b.toString(16).padStart(2, "0")).join("");
@@ -150,10 +150,14 @@ Deno.test("pod networking with the bridge, host-local and portmap plugins", asyn
       );
       assertEquals(got, "hello from b\n");
     });
-    await t.step("a host port maps to the pod (portmap)", async () => {
+    await t.step("a host port maps to the pod (portmap), on the bridge address and on 127.0.0.1", async () => {
       const hostPort = 20000 + Math.floor(Math.random() * 20000);
+      const localPort = 40000 + Math.floor(Math.random() * 20000);
       const p = await runPod(cri, "web", {
-        port_mappings: [{ protocol: "TCP", container_port: 8080, host_port: hostPort, host_ip: "" }],
+        port_mappings: [
+          { protocol: "TCP", container_port: 8080, host_port: hostPort, host_ip: "" },
+          { protocol: "TCP", container_port: 8080, host_port: localPort, host_ip: "127.0.0.1" },
+        ],
       });
       try {
         const got = await roundTrip(
@@ -162,6 +166,12 @@ Deno.test("pod networking with the bridge, host-local and portmap plugins", asyn
           "via the host port\n",
         );
         assertEquals(got, "via the host port\n");
+        const local = await roundTrip(
+          () => listen(daemon, p, 8080),
+          () => send("127.0.0.1", localPort, "via 127.0.0.1\n"),
+          "via 127.0.0.1\n",
+        );
+        assertEquals(local, "via 127.0.0.1\n");
       } finally {
         await cri.call("RemovePodSandbox", { pod_sandbox_id: p });
       }
@@ -232,6 +242,9 @@ Deno.test("a broken plugin fails RunPodSandbox cleanly; NetworkReady follows the
     "garbage": "#!/bin/sh\ncat >/dev/null\necho 'this is not JSON at all'\nexit 0\n",
     "crash": "#!/bin/sh\ncat >/dev/null\necho 'segfault-ish' >&2\nexit 139\n",
     "hang": "#!/bin/sh\ncat >/dev/null\nexec sleep 600\n",
+    // Fails ADD only, after the bridge and portmap have done their work: the rollback must undo theirs.
+    "fail-add": `#!/bin/sh\ncat >/dev/null\ncase "$CNI_COMMAND" in\nADD) echo '{"cniVersion":"1.0.0",` +
+      `"code":999,"msg":"fail-add refuses every pod","details":"test plugin"}'; exit 1 ;;\nesac\nexit 0\n`,
   };
   for (const [name, text] of Object.entries(scripts)) {
     await Deno.writeTextFile(`${plugins}/${name}`, text, { mode: 0o755 });
@@ -281,6 +294,66 @@ Deno.test("a broken plugin fails RunPodSandbox cleanly; NetworkReady follows the
       // A plugin that also fails DEL leaves its attachment record for the next teardown or start-up GC to retry.
     });
   }
+  await t.step("a plugin failing after bridge and portmap: the rollback releases their address and rules", async () => {
+    const host = await saveHostNet();
+    const octet = await freeSubnetOctet();
+    const chainBridge = `dvb${tag}`, network = `chain-${tag}`, dataDir = `${dir}/ipam`;
+    try {
+      await Deno.writeTextFile(
+        `${d.dir}/cni/10-broken.conflist`,
+        JSON.stringify({
+          cniVersion: "1.0.0",
+          name: network,
+          plugins: [
+            {
+              type: "bridge",
+              bridge: chainBridge,
+              isGateway: true,
+              ipMasq: true,
+              ipam: { type: "host-local", dataDir, ranges: [[{ subnet: `10.244.${octet}.0/24` }]] },
+            },
+            { type: "portmap", capabilities: { portMappings: true } },
+            { type: "fail-add" },
+          ],
+        }),
+      );
+      // Past the watcher's 200 ms debounce, so the first try does not meet the hanging plugin of the step before.
+      await new Promise((r) => setTimeout(r, 500));
+      const hostPort = 20000 + Math.floor(Math.random() * 20000);
+      let err: CriCallError | undefined;
+      for (let i = 0; i < 50; i++) {
+        err = await runPod(c, "broken-chain", {
+          port_mappings: [{ protocol: "TCP", container_port: 8080, host_port: hostPort, host_ip: "" }],
+        }).then(() => undefined, (e) => e as CriCallError);
+        if (!err || err.message.includes('"fail-add"')) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert(err, "RunPodSandbox failed");
+      assertStringIncludes(err.message, "fail-add refuses every pod");
+      // The last failure logged under this name is the one that reached fail-add (earlier retries may not have).
+      const podId = [...d.logs().matchAll(/pod creation failed; undoing it.*?pod=([0-9a-f]{64})[^\n]*broken-chain/g)]
+        .at(-1)?.[1];
+      assert(podId, "the daemon logged the failed pod's ID");
+      assertEquals((await c.call("ListPodSandbox", {})).items, []);
+      for (const kind of ["net", "ipc", "uts"]) {
+        assertEquals(await Array.fromAsync(Deno.readDir(`${d.runroot}/ns/${kind}`)).catch(() => []), []);
+      }
+      const allocated = await Array.fromAsync(Deno.readDir(`${dataDir}/${network}`)).catch(() => []);
+      assertEquals(allocated.map((e) => e.name).filter((n) => /^\d+\./.test(n)), [], "host-local released the IP");
+      const saved = (await sh(["iptables-save"])).stdout.split("\n");
+      assertEquals(saved.filter((l) => l.includes(podId) || l.includes(network)), [], "no rule of the pod is left");
+      assertEquals((await sh(["ip", "-o", "link", "show", "master", chainBridge])).stdout, "", "no veth is left");
+      assertEquals(
+        await Array.fromAsync(Deno.readDir(`${d.root}/cni-cache/results/${podId}`)).catch(() => []),
+        [],
+        "no attachment record is left",
+      );
+    } finally {
+      // The configuration stays: the last step empties the directory.
+      const left = await restoreHostNet(host, tag, chainBridge);
+      assertEquals(left, []);
+    }
+  });
   await t.step("the hung plugin was killed at the timeout", async () => {
     const ps = await new Deno.Command("pgrep", { args: ["-f", "sleep 600"], stdout: "piped" }).output();
     assertEquals(new TextDecoder().decode(ps.stdout).trim(), "");
