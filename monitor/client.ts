@@ -2,10 +2,12 @@
  * The daemon's side of the monitor protocol: one unix socket connection to a pod's monitor, several requests in
  * flight on it, each with its own deadline, matched to answers by id. A dropped connection fails the requests in
  * flight with Unavailable; the next request connects again, so a daemon restart or a monitor that was briefly
- * unreachable needs no special handling by callers.
+ * unreachable needs no special handling by callers. An attach opens a connection of its own (attach_session.ts).
  * @module
  */
 import { DavitError, DeadlineExceeded, errorMessage, InvalidArgument, Unavailable } from "../lib/errors.ts";
+import { AttachSession, type AttachStreams } from "./attach_session.ts";
+import { connectWithin } from "./connect.ts";
 import type { ExitRecord } from "./exit_file.ts";
 import {
   type ContainerStatus,
@@ -38,27 +40,12 @@ export type CreateInput =
   & Pick<CreateParams, "container_id" | "runtime_path" | "runtime_root" | "bundle" | "log_path">
   & Partial<Pick<CreateParams, "runtime_args" | "log_size_max" | "terminal" | "stdin" | "stdin_once" | "timeout_ms">>;
 
+/** Options of {@link MonitorClient.attach}: the streams to connect, and the deadline of the monitor's answer. */
+export type AttachOptions = AttachStreams & RequestOptions;
+
 interface Pending {
   resolve: (result: Record<string, unknown>) => void;
   reject: (err: Error) => void;
-}
-
-/** Connects to `path` within `ms`; connection failures are Unavailable, the deadline DeadlineExceeded. */
-async function connectWithin(path: string, ms: number): Promise<Deno.UnixConn> {
-  const attempt = Deno.connect({ transport: "unix", path });
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new DeadlineExceeded(`Connecting to monitor ${path} took over ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([attempt, deadline]);
-  } catch (err) {
-    attempt.then((c) => c.close(), () => {});
-    if (err instanceof DavitError) throw err;
-    throw new Unavailable(`Cannot connect to monitor ${path}: ${errorMessage(err)}`, { cause: err });
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** A connection to one monitor. Close it with {@link MonitorClient.close} (or `await using`). */
@@ -182,6 +169,21 @@ export class MonitorClient implements AsyncDisposable {
   async shutdown(opts: RequestOptions & { force?: boolean } = {}): Promise<void> {
     const { force, ...rest } = opts;
     await this.request("shutdown", force ? { force: true } : {}, rest);
+  }
+
+  /**
+   * `attach`: connects the requested streams of a created or running container over a connection of its own
+   * (needs protocol version 2; see {@link AttachSession}). Rejects with NotFound for an unknown container,
+   * FailedPrecondition once it has exited, InvalidArgument for stdin when it was created without stdin.
+   * Sessions are independent of this client: closing one or the other affects neither.
+   */
+  attach(containerId: string, opts: AttachOptions = {}): Promise<AttachSession> {
+    if (this.#closed) return Promise.reject(new Unavailable(`Monitor client for ${this.socketPath} is closed`));
+    return AttachSession.open(this.socketPath, containerId, {
+      ...opts,
+      connectTimeoutMs: this.#connectTimeoutMs,
+      timeoutMs: opts.timeoutMs ?? this.#requestTimeoutMs,
+    });
   }
 
   /** Closes the connection; requests in flight fail with Unavailable. */

@@ -15,8 +15,10 @@ import { decodeWaitStatus, exitReason, type ExitRecord, writeExitFile } from "./
 import { formatTimestamp, nowNs } from "./log_format.ts";
 import { LogWriter, pumpStream } from "./log_writer.ts";
 import { cgroupsPathFromConfig, findOomCounter, type OomCounter } from "./oom.ts";
-import type { ContainerState, ContainerStatus, CreateParams } from "./protocol.ts";
+import type { AttachParams, ContainerState, ContainerStatus, CreateParams } from "./protocol.ts";
 import { markCloseOnExec } from "../lib/libc.ts";
+import { AttachConn } from "./attach_conn.ts";
+import { StdioHub } from "./stdio_hub.ts";
 
 /** What every container of a monitor shares. */
 export interface ContainerContext {
@@ -95,7 +97,7 @@ export class Container {
   readonly createdAt: string;
   readonly #ctx: ContainerContext;
   readonly #writer: LogWriter;
-  readonly #stdin: WritableStreamDefaultWriter<Uint8Array> | undefined;
+  readonly #hub: StdioHub;
   readonly #initExe: string | undefined;
   readonly #exited: Promise<ExitRecord>;
   readonly #pumps: Promise<void>;
@@ -115,12 +117,18 @@ export class Container {
     this.createdAt = formatTimestamp(nowNs());
     this.#ctx = ctx;
     this.#writer = writer;
-    this.#stdin = p.stdin ? child.stdin.getWriter() : undefined;
+    this.#hub = new StdioHub({
+      containerId: p.container_id,
+      stdin: p.stdin ? child.stdin.getWriter() : undefined,
+      stdinOnce: p.stdin_once,
+      log: ctx.log,
+    });
     this.#initExe = readExe(pid);
     const onError = (err: unknown, what: string) => ctx.log.warn("container log", { id: this.id, what, err });
+    const hub = this.#hub;
     this.#pumps = Promise.all([
-      pumpStream(child.stdout, "stdout", writer, onError),
-      pumpStream(child.stderr, "stderr", writer, onError),
+      pumpStream(child.stdout, { name: "stdout", writer, onError, onChunk: (c) => hub.output("stdout", c) }),
+      pumpStream(child.stderr, { name: "stderr", writer, onError, onChunk: (c) => hub.output("stderr", c) }),
     ]).then(() => {});
     const baseline = oom?.read() ?? 0;
     this.#exited = this.#reap(oom, baseline);
@@ -244,10 +252,37 @@ export class Container {
     }
   }
 
+  /**
+   * Accepts an attach connection: queues `answer` (its ok line) and registers it for output, in this turn, so it
+   * sees every chunk from now on; the caller then runs it. Throws FailedPrecondition once the container's init
+   * has exited (as CRI-O refuses to attach to a stopped container), InvalidArgument for stdin when the container
+   * was created without it.
+   */
+  attach(conn: Deno.Conn, p: AttachParams, answer: Uint8Array): AttachConn {
+    if (this.#state === "exited") {
+      throw new FailedPrecondition(`Cannot attach to container ${JSON.stringify(this.id)}: it has exited`);
+    }
+    if (p.stdin && !this.#hub.hasStdin) {
+      throw new InvalidArgument(
+        `Cannot attach to the stdin of container ${JSON.stringify(this.id)}: it was created without stdin`,
+      );
+    }
+    const ac = new AttachConn(conn, answer, {
+      containerId: this.id,
+      hub: this.#hub,
+      stdin: p.stdin,
+      stdout: p.stdout,
+      stderr: p.stderr,
+      log: this.#ctx.log,
+    });
+    this.#hub.add(ac);
+    return ac;
+  }
+
   /** Releases the log file and stdin of an exited container (forget). The pipes are still read to their end. */
   release(): void {
     this.#writer.close();
-    this.#stdin?.close().catch(() => {});
+    this.#hub.closeStdin();
   }
 
   async #reap(oom: OomCounter | undefined, baseline: number): Promise<ExitRecord> {
@@ -291,7 +326,8 @@ export class Container {
       this.#ctx.log.error("cannot write exit file", { id: this.id, err });
     }
     this.#exit = rec;
-    this.#stdin?.close().catch(() => {});
+    // Attached sessions get EXIT after all the output they were sent, then their connections close.
+    this.#hub.exit(rec);
     this.#pumps.then(() => this.#writer.close());
     this.#ctx.log.info("container exited", { id: this.id, pid: this.pid, code, signal, oom: oomKilled });
     return rec;

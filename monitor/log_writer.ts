@@ -139,22 +139,33 @@ export class LogWriter implements Disposable {
   }
 }
 
+/** Options for {@link pumpStream}. */
+export interface PumpOptions {
+  /** Which of the container's streams this is. */
+  name: LogStream;
+  writer: LogWriter;
+  /** Told about a read error (the copy then ends). */
+  onError?: (err: unknown, what: string) => void;
+  /** Sees each chunk after its records were written (attach fan-out); must not block. */
+  onChunk?: (chunk: Uint8Array) => void;
+}
+
 /**
- * Copies one of a container's streams into `writer` until end of file, framing it into records. Resolves when the
- * stream ends (every process holding the pipe's write end has exited or closed it). A read error ends the copy
- * after flushing what was held, and is reported through `onError`.
+ * Copies one of a container's streams into `opts.writer` until end of file, framing it into records. Resolves when
+ * the stream ends (every process holding the pipe's write end has exited or closed it). A read error ends the
+ * copy after flushing what was held, and is reported through `onError`. The log comes first: `onChunk` sees a
+ * chunk only once its records are written.
  */
-export async function pumpStream(
-  stream: ReadableStream<Uint8Array>,
-  name: LogStream,
-  writer: LogWriter,
-  onError: (err: unknown, what: string) => void = () => {},
-): Promise<void> {
+export async function pumpStream(stream: ReadableStream<Uint8Array>, opts: PumpOptions): Promise<void> {
+  const { name, writer } = opts;
   const framer = new LineFramer(writer.maxLine);
   try {
-    for await (const chunk of stream) writer.write(name, framer.push(chunk));
+    for await (const chunk of stream) {
+      writer.write(name, framer.push(chunk));
+      opts.onChunk?.(chunk);
+    }
   } catch (err) {
-    onError(err, `read ${name}`);
+    opts.onError?.(err, `read ${name}`);
   }
   writer.write(name, framer.end());
 }

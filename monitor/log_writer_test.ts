@@ -18,7 +18,7 @@ Deno.test("LogWriter", async (t) => {
       const path = `${dir}/a.log`;
       using w = LogWriter.open(path, { now: () => FIXED });
       w.write("stdout", [{ tag: "F", content: enc.encode("one") }]);
-      await pumpStream(streamOf(["two\nthr", "ee\nfour"]), "stderr", w);
+      await pumpStream(streamOf(["two\nthr", "ee\nfour"]), { name: "stderr", writer: w });
       assertEquals(
         await Deno.readTextFile(path),
         [
@@ -42,7 +42,7 @@ Deno.test("LogWriter", async (t) => {
       using w = LogWriter.open(path);
       assertEquals(w.maxLine, 16384);
       const line = "a".repeat(16384 * 2 + 10);
-      await pumpStream(streamOf([line.slice(0, 5000), line.slice(5000) + "\n"]), "stdout", w);
+      await pumpStream(streamOf([line.slice(0, 5000), line.slice(5000) + "\n"]), { name: "stdout", writer: w });
       const recs = (await Deno.readTextFile(path)).trimEnd().split("\n").map(parseCriLogLine);
       assertEquals(recs.map((r) => [r.tag, r.content.length]), [["P", 16384], ["P", 16384], ["F", 10]]);
       assertEquals(joinCriLog(await Deno.readTextFile(path)), [{ stream: "stdout", line }]);

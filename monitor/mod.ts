@@ -1,3 +1,11 @@
-export { MonitorClient } from "./client.ts";
+/**
+ * The pod monitor's public API for the daemon: launching a monitor, the client of its protocol, and attach
+ * sessions. The monitor mode itself is monitor/main.ts.
+ * @module
+ */
+export { type AttachOptions, MonitorClient } from "./client.ts";
 export { startMonitor } from "./start.ts";
 export type { ContainerStatus } from "./protocol.ts";
+export { ATTACH_SINCE_VERSION } from "./protocol.ts";
+export type { AttachSession, AttachStreams } from "./attach_session.ts";
+export type { ExitRecord } from "./exit_file.ts";

@@ -11,6 +11,9 @@
  * ID, never "the pod", so one monitor can serve several pods. Unknown fields are refused, so a daemon newer than
  * its monitor learns at once that a field is not understood (`ping` reports the protocol version).
  *
+ * `attach` is the one op that takes over its connection: it must be the first request on a fresh connection, and
+ * after its ok answer line the connection carries the binary frames of attach_frame.ts for the rest of its life.
+ *
  * | op | fields | result |
  * | --- | --- | --- |
  * | `ping` | | `pid`, `pod_id`, `version`, `containers` (count) |
@@ -20,6 +23,7 @@
  * | `reopen_log` | `container_id` | nothing: the log path was reopened (after the kubelet renamed the file) |
  * | `forget` | `container_id` | nothing: the exited container and its exit file are dropped |
  * | `shutdown` | `force?` | nothing; the monitor exits after answering. FailedPrecondition while containers live, unless `force` |
+ * | `attach` | {@link AttachParams} | nothing; then frames (attach_frame.ts). NotFound, FailedPrecondition once exited, InvalidArgument for stdin the container lacks |
  *
  * The full description, with examples, is docs/monitor-protocol.md.
  * @module
@@ -39,8 +43,14 @@ import {
 } from "../lib/errors.ts";
 import type { ExitReason, ExitRecord } from "./exit_file.ts";
 
-/** Bumped when a change is not backward compatible; reported by `ping`. */
-export const PROTOCOL_VERSION = 1;
+/**
+ * The protocol version, reported by `ping`. The protocol only grows compatibly (requests keep their meaning), and
+ * the version is incremented with each addition, so a daemon uses an op when the monitor's version is at least the
+ * one that brought it: 1, the first set; 2, `attach` ({@link ATTACH_SINCE_VERSION}).
+ */
+export const PROTOCOL_VERSION = 2;
+/** The first protocol version with `attach`. */
+export const ATTACH_SINCE_VERSION = 2;
 /** The longest request line the monitor reads. */
 export const MAX_REQUEST_BYTES = 64 * 1024;
 /** The longest response line the client reads (a `status` of many containers). */
@@ -49,7 +59,7 @@ export const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
 export const CREATE_TIMEOUT_MS = { default: 60_000, max: 600_000 } as const;
 
 /** Operation names. */
-export const OPS = ["ping", "create", "status", "wait", "reopen_log", "forget", "shutdown"] as const;
+export const OPS = ["ping", "create", "status", "wait", "reopen_log", "forget", "shutdown", "attach"] as const;
 /** One of {@link OPS}. */
 export type Op = typeof OPS[number];
 
@@ -85,6 +95,17 @@ export interface CreateParams {
   timeout_ms: number;
 }
 
+/** The fields of an `attach` request: the streams to connect (at least one). */
+export interface AttachParams {
+  container_id: string;
+  /** Send STDIN frames to the container (refused when it was created without stdin). */
+  stdin: boolean;
+  /** Receive STDOUT frames. */
+  stdout: boolean;
+  /** Receive STDERR frames. */
+  stderr: boolean;
+}
+
 /** A parsed, validated request. */
 export type Request =
   | { id: number; op: "ping" }
@@ -93,7 +114,8 @@ export type Request =
   | { id: number; op: "wait"; container_id: string }
   | { id: number; op: "reopen_log"; container_id: string }
   | { id: number; op: "forget"; container_id: string }
-  | { id: number; op: "shutdown"; force: boolean };
+  | { id: number; op: "shutdown"; force: boolean }
+  | ({ id: number; op: "attach" } & AttachParams);
 
 /** A container's life as the monitor sees it. */
 export type ContainerState = "created" | "running" | "exited";
@@ -123,6 +145,7 @@ export interface Results {
   reopen_log: Record<string, never>;
   forget: Record<string, never>;
   shutdown: Record<string, never>;
+  attach: Record<string, never>;
 }
 
 /** What {@link parseRequest} returns: a request, or the error to answer with (`id` null when unreadable). */
@@ -148,6 +171,7 @@ const FIELDS: Record<Op, readonly string[]> = {
   reopen_log: ["container_id"],
   forget: ["container_id"],
   shutdown: ["force"],
+  attach: ["container_id", "stdin", "stdout", "stderr"],
 };
 
 type Obj = Record<string, unknown>;
@@ -228,6 +252,15 @@ function runtimeArgs(o: Record<string, unknown>): string[] {
   return v as string[];
 }
 
+function parseAttach(id: number, o: Obj): Request {
+  const container_id = containerId(o, "attach");
+  const stdin = bool(o, "stdin", "attach");
+  const stdout = bool(o, "stdout", "attach");
+  const stderr = bool(o, "stderr", "attach");
+  if (!stdin && !stdout && !stderr) throw new InvalidArgument(`attach: one of stdin, stdout or stderr must be true`);
+  return { id, op: "attach", container_id, stdin, stdout, stderr };
+}
+
 function isOp(v: unknown): v is Op {
   return typeof v === "string" && (OPS as readonly string[]).includes(v);
 }
@@ -277,6 +310,9 @@ export function parseRequest(line: string): ParsedRequest {
         break;
       case "shutdown":
         request = { id, op, force: bool(o, "force", op) };
+        break;
+      case "attach":
+        request = parseAttach(id, o);
         break;
     }
     return { ok: true, request };
@@ -361,35 +397,46 @@ export class LineSplitter {
   /** The complete lines that `chunk` finishes. */
   push(chunk: Uint8Array): string[] {
     const lines: string[] = [];
-    let start = 0;
     for (;;) {
-      const nl = chunk.indexOf(0x0a, start);
-      if (nl < 0) break;
-      const piece = chunk.subarray(start, nl);
-      if (this.#heldBytes + piece.byteLength > this.#max) throw this.#tooLong();
-      if (this.#held.length === 0) {
-        lines.push(this.#decoder.decode(piece));
-      } else {
-        this.#held.push(piece);
-        const all = new Uint8Array(this.#heldBytes + piece.byteLength);
-        let off = 0;
-        for (const h of this.#held) {
-          all.set(h, off);
-          off += h.byteLength;
-        }
-        lines.push(this.#decoder.decode(all));
-        this.#held = [];
-        this.#heldBytes = 0;
+      const next = this.pushOne(chunk);
+      if (next === undefined) return lines;
+      lines.push(next.line);
+      chunk = next.rest;
+    }
+  }
+
+  /**
+   * Takes bytes up to the first newline of `chunk`: returns the line it finishes and the bytes after that newline
+   * (a view of `chunk`, not held), or undefined when `chunk` has no newline (then its bytes are held). For a
+   * connection that switches to another framing after a line.
+   */
+  pushOne(chunk: Uint8Array): { line: string; rest: Uint8Array } | undefined {
+    const nl = chunk.indexOf(0x0a);
+    if (nl < 0) {
+      if (chunk.byteLength === 0) return undefined;
+      if (this.#heldBytes + chunk.byteLength > this.#max) throw this.#tooLong();
+      this.#held.push(chunk.slice());
+      this.#heldBytes += chunk.byteLength;
+      return undefined;
+    }
+    const piece = chunk.subarray(0, nl);
+    if (this.#heldBytes + piece.byteLength > this.#max) throw this.#tooLong();
+    let line: string;
+    if (this.#held.length === 0) {
+      line = this.#decoder.decode(piece);
+    } else {
+      this.#held.push(piece);
+      const all = new Uint8Array(this.#heldBytes + piece.byteLength);
+      let off = 0;
+      for (const h of this.#held) {
+        all.set(h, off);
+        off += h.byteLength;
       }
-      start = nl + 1;
+      line = this.#decoder.decode(all);
+      this.#held = [];
+      this.#heldBytes = 0;
     }
-    if (start < chunk.byteLength) {
-      const rest = chunk.slice(start);
-      if (this.#heldBytes + rest.byteLength > this.#max) throw this.#tooLong();
-      this.#held.push(rest);
-      this.#heldBytes += rest.byteLength;
-    }
-    return lines;
+    return { line, rest: chunk.subarray(nl + 1) };
   }
   /** Bytes of an unfinished line. */
   get heldBytes(): number {

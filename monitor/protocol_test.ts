@@ -32,6 +32,30 @@ Deno.test("parseRequest accepts", async (t) => {
     ["forget", { id: 5, op: "forget", container_id: "c" }, { id: 5, op: "forget", container_id: "c" }],
     ["shutdown", { id: 6, op: "shutdown" }, { id: 6, op: "shutdown", force: false }],
     ["forced shutdown", { id: 6, op: "shutdown", force: true }, { id: 6, op: "shutdown", force: true }],
+    ["attach to output", { id: 8, op: "attach", container_id: "c", stdout: true }, {
+      id: 8,
+      op: "attach",
+      container_id: "c",
+      stdin: false,
+      stdout: true,
+      stderr: false,
+    }],
+    ["attach to everything", { id: 9, op: "attach", container_id: "c", stdin: true, stdout: true, stderr: true }, {
+      id: 9,
+      op: "attach",
+      container_id: "c",
+      stdin: true,
+      stdout: true,
+      stderr: true,
+    }],
+    ["attach to stdin alone", { id: 9, op: "attach", container_id: "c", stdin: true }, {
+      id: 9,
+      op: "attach",
+      container_id: "c",
+      stdin: true,
+      stdout: false,
+      stderr: false,
+    }],
     ["create with defaults", CREATE, {
       ...CREATE,
       op: "create",
@@ -106,6 +130,22 @@ Deno.test("parseRequest refuses", async (t) => {
     ["terminal", JSON.stringify({ ...CREATE, terminal: true }), 7, "Unimplemented", "terminal"],
     ["stdin_once alone", JSON.stringify({ ...CREATE, stdin_once: true }), 7, "InvalidArgument", "stdin_once"],
     ["string bool", JSON.stringify({ ...CREATE, stdin: "yes" }), 7, "InvalidArgument", "boolean"],
+    ["attach to nothing", `{"id":2,"op":"attach","container_id":"c"}`, 2, "InvalidArgument", "one of stdin"],
+    ["attach without id", `{"id":2,"op":"attach","stdout":true}`, 2, "InvalidArgument", "container_id"],
+    [
+      "attach with tty",
+      `{"id":2,"op":"attach","container_id":"c","stdout":true,"tty":true}`,
+      2,
+      "InvalidArgument",
+      `unknown field "tty"`,
+    ],
+    [
+      "attach, number for bool",
+      `{"id":2,"op":"attach","container_id":"c","stdout":1}`,
+      2,
+      "InvalidArgument",
+      "boolean",
+    ],
   ];
   for (const [name, line, id, kind, part] of cases) {
     await t.step(name, () => {
@@ -172,6 +212,17 @@ Deno.test("LineSplitter", async (t) => {
     assertEquals(s.push(enc.encode("abcd\n")), ["abcd"]);
     assertThrows(() => s.push(enc.encode("abcde")), ResourceExhausted);
     assertThrows(() => new LineSplitter(4).push(enc.encode("ab")) && new LineSplitter(4).push(enc.encode("abcdef\n")));
+  });
+  await t.step("pushOne stops after the first line and gives back the rest", () => {
+    const s = new LineSplitter(100);
+    assertEquals(s.pushOne(enc.encode(`{"op":`)), undefined);
+    const got = s.pushOne(enc.encode(`1}\n\x01\x00\n`));
+    assert(got !== undefined);
+    assertEquals(got.line, `{"op":1}`);
+    assertEquals([...got.rest], [1, 0, 10]);
+    assertEquals(s.heldBytes, 0);
+    assertEquals(s.pushOne(new Uint8Array(0)), undefined);
+    assertThrows(() => new LineSplitter(3).pushOne(enc.encode("abcd")), ResourceExhausted);
   });
   await t.step("isValidId", () => {
     for (const ok of ["a", "0abc", "a.b-c_d", "x".repeat(128)]) assert(isValidId(ok), ok);

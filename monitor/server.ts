@@ -1,14 +1,24 @@
 /**
  * The monitor's request handling: the table of containers (live ones created here, exited ones recovered from
  * exit files after a restart) and the socket server that reads request lines, runs each op concurrently, and
- * writes answers as they complete.
+ * writes answers as they complete. An accepted `attach`, the first request of its connection, hands the
+ * connection over to the container's attach machinery (attach_conn.ts).
  * @module
  */
-import { AlreadyExists, DavitError, errorMessage, FailedPrecondition, NotFound } from "../lib/errors.ts";
+import {
+  AlreadyExists,
+  DavitError,
+  errorMessage,
+  FailedPrecondition,
+  InvalidArgument,
+  NotFound,
+} from "../lib/errors.ts";
+import type { AttachConn } from "./attach_conn.ts";
 import type { Logger } from "../lib/log.ts";
 import { Container, type ContainerContext } from "./container.ts";
 import { type ExitRecord, listExitFiles, removeExitFile } from "./exit_file.ts";
 import {
+  type AttachParams,
   type ContainerStatus,
   type CreateParams,
   encodeError,
@@ -110,6 +120,9 @@ export class MonitorServer {
         this.#stopping = true;
         return {};
       }
+      case "attach":
+        // Served by #serveConn when it opens a connection; anywhere else it cannot take the connection over.
+        throw new InvalidArgument("attach must be the first request on a connection of its own");
     }
   }
 
@@ -194,6 +207,16 @@ export class MonitorServer {
     removeExitFile(this.#ctx.exitsDir, id);
   }
 
+  /** Hands `conn` to the container's attach machinery, which queues `answer` first; throws to refuse. */
+  #attach(conn: Deno.Conn, p: AttachParams, answer: Uint8Array): AttachConn {
+    const c = this.#containers.get(p.container_id);
+    if (c) return c.attach(conn, p, answer);
+    if (this.#recovered.has(p.container_id)) {
+      throw new FailedPrecondition(`Cannot attach to container ${JSON.stringify(p.container_id)}: it has exited`);
+    }
+    throw this.#notFound(p.container_id);
+  }
+
   #notFound(id: string): NotFound {
     return new NotFound(`No container ${JSON.stringify(id)} in the monitor of pod ${JSON.stringify(this.podId)}`);
   }
@@ -215,18 +238,37 @@ export class MonitorServer {
     };
     const splitter = new LineSplitter(MAX_REQUEST_BYTES);
     const buf = new Uint8Array(16 * 1024);
+    let first = true;
+    let attached: { conn: AttachConn; rest: Uint8Array } | undefined;
     try {
-      for (;;) {
+      reading: for (;;) {
         const n = await conn.read(buf);
         if (n === null) break;
-        for (const line of splitter.push(buf.subarray(0, n))) {
+        let chunk: Uint8Array = buf.subarray(0, n);
+        for (;;) {
+          const next = splitter.pushOne(chunk);
+          if (next === undefined) break;
+          chunk = next.rest;
+          const line = next.line;
           if (line.trim() === "") continue;
           const parsed = parseRequest(line);
+          const wasFirst = first;
+          first = false;
           if (!parsed.ok) {
             send(encodeError(parsed.id, parsed.error));
             continue;
           }
           const req = parsed.request;
+          if (req.op === "attach" && wasFirst) {
+            try {
+              const answer = enc.encode(encodeResult(req.id, {}));
+              attached = { conn: this.#attach(conn, req, answer), rest: chunk.slice() };
+              break reading;
+            } catch (err) {
+              send(encodeError(req.id, err));
+              continue;
+            }
+          }
           this.handle(req).then(
             (result) => send(encodeResult(req.id, result)),
             (err) => {
@@ -248,11 +290,13 @@ export class MonitorServer {
       }
     }
     await writing;
+    // From here the attach connection owns the socket: its answer line and frames, until it closes.
+    if (attached) await attached.conn.run(attached.rest);
     this.#conns.delete(conn);
     try {
       conn.close();
     } catch {
-      // closed at shutdown
+      // closed at shutdown, or by the attach connection
     }
   }
 }
