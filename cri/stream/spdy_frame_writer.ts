@@ -10,24 +10,36 @@ import { SpdyHeaderCompressor } from "./spdy_headers.ts";
 
 // Frames queued for a peer that does not read (answers to its PINGs, resets) are bounded by failing.
 const MAX_QUEUED_BYTES = 8 << 20;
-// How long a close waits for queued frames (a GOAWAY) to go out before it gives up on the peer.
-const CLOSE_FLUSH_MS = 2_000;
+/** How long a close waits, by default, for queued frames (a GOAWAY) to go out before it gives up on the peer. */
+export const CLOSE_FLUSH_MS = 2_000;
+
+/** What a {@link SpdyFrameWriter} reports to, and how it gives up. */
+export interface FrameWriterOptions {
+  /** Hears once that the connection cannot be written to, or that its peer does not read. */
+  onFailure: (err: Error) => void;
+  /**
+   * Closes the connection outright. A write stuck on a peer that does not read holds a writable stream's close
+   * and abort up; only closing the connection itself (`Deno.Conn.close`) ends it.
+   */
+  hardClose?: () => void;
+  /** How long {@link SpdyFrameWriter.close} waits for queued frames; default {@link CLOSE_FLUSH_MS}. */
+  flushMs?: number;
+}
 
 /** Writes frames to one connection. */
 export class SpdyFrameWriter {
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
   readonly #deflate = new SpdyHeaderCompressor();
-  readonly #onFailure: (err: Error) => void;
+  readonly #opts: FrameWriterOptions;
   #queue: Promise<unknown> = Promise.resolve();
   #headerQueue: Promise<unknown> = Promise.resolve();
   #queued = 0;
   #closed: Error | undefined;
   #lastWrite = Date.now();
 
-  /** `onFailure` hears once that the connection cannot be written to, or its peer does not read. */
-  constructor(writable: WritableStream<Uint8Array>, onFailure: (err: Error) => void) {
+  constructor(writable: WritableStream<Uint8Array>, opts: FrameWriterOptions) {
     this.#writer = writable.getWriter();
-    this.#onFailure = onFailure;
+    this.#opts = opts;
   }
 
   /** Milliseconds since the epoch when the last frame started on its way. */
@@ -66,8 +78,8 @@ export class SpdyFrameWriter {
   }
 
   /**
-   * Refuses further frames, lets queued ones go out (for at most two seconds: a peer that stopped reading cannot
-   * hold the close up), then closes the connection's writing side.
+   * Refuses further frames, lets queued ones go out, then closes the connection's writing side. A peer that
+   * stopped reading cannot hold this up: past the flush deadline the connection is closed outright.
    */
   async close(): Promise<void> {
     this.#closed ??= new Unavailable("SPDY connection is closed");
@@ -75,19 +87,29 @@ export class SpdyFrameWriter {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const flushed = this.#queue.then(() => this.#writer.close());
     flushed.catch(() => {});
-    const deadline = new Promise<"late">((resolve) => timer = setTimeout(() => resolve("late"), CLOSE_FLUSH_MS));
+    const ms = this.#opts.flushMs ?? CLOSE_FLUSH_MS;
+    const deadline = new Promise<"late">((resolve) => timer = setTimeout(() => resolve("late"), ms));
+    let late = false;
     try {
-      if (await Promise.race([flushed, deadline]) === "late") await this.#writer.abort().catch(() => {});
+      late = await Promise.race([flushed, deadline]) === "late";
     } catch {
-      await this.#writer.abort().catch(() => {});
+      late = true; // the writer failed: make sure the connection is gone
     } finally {
       clearTimeout(timer);
+    }
+    if (!late) return;
+    // Neither is awaited: both wait for a stuck write, which only closing the connection ends.
+    this.#writer.abort().catch(() => {});
+    try {
+      this.#opts.hardClose?.();
+    } catch {
+      // Already closed.
     }
   }
 
   #fail(err: Error): void {
     if (this.#closed) return;
     this.#closed = err;
-    this.#onFailure(err);
+    this.#opts.onFailure(err);
   }
 }

@@ -61,6 +61,7 @@ function flushThrough(
       settled = true;
       z.off("data", onData);
       z.off("error", onError);
+      z.off("close", onClose);
       if (err) reject(err);
       else resolve(concat(chunks));
     };
@@ -76,8 +77,11 @@ function flushThrough(
       chunks.push(chunk);
     };
     const onError = (err: Error) => finish(err);
+    // Destroyed mid-flush (the session ended): the flush callback may never come.
+    const onClose = () => finish(z.errored ?? new Error("the zlib stream is closed"));
     z.on("data", onData);
     z.on("error", onError);
+    z.on("close", onClose);
     z.write(input);
     // Deno calls back before it emits 'error', but has marked the stream errored by then.
     z.flush(zlib.constants.Z_SYNC_FLUSH, () => {

@@ -143,3 +143,11 @@ Deno.test("spdy header compression", async (t) => {
     await assertRejects(() => d.decompress(hex("00")), SpdyProtocolError, "closed");
   });
 });
+
+Deno.test("closing a header decompressor fails the calls still queued", async () => {
+  const d = new SpdyHeaderDecompressor();
+  const big = zlib.deflateSync(new Uint8Array(200 << 10));
+  const pending = d.decompress(big);
+  d.close();
+  await assertRejects(() => pending, Error);
+});

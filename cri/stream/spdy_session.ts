@@ -22,20 +22,30 @@ import {
   SpdyProtocolError,
 } from "./spdy_frame.ts";
 import { SpdyFrameParser } from "./spdy_frame_parser.ts";
-import { decodeHeaderBlock, encodeHeaderBlock, type SpdyHeaderInput } from "./spdy_header_block.ts";
+import {
+  decodeHeaderBlock,
+  DEFAULT_MAX_HEADER_BYTES,
+  encodeHeaderBlock,
+  type SpdyHeaderInput,
+} from "./spdy_header_block.ts";
 import { SpdyFrameWriter } from "./spdy_frame_writer.ts";
 import { SpdyHeaderDecompressor } from "./spdy_headers.ts";
+import { PingTracker } from "./spdy_ping.ts";
 import { SpdyStream, type StreamHost } from "./spdy_stream.ts";
 
 /**
- * The connection a session runs over; a `Deno.Conn` is one. When it has `setNoDelay` (TCP), the session turns
- * Nagle's algorithm off: it writes frame by frame, and small frames held back for a delayed ACK would stall
- * flow control and interactive sessions for tens of milliseconds each.
+ * The connection a session runs over; a `Deno.Conn` is one. The session owns it: it closes the writable and
+ * cancels the readable when it ends. When there is `setNoDelay` (TCP), the session turns Nagle's algorithm off:
+ * it writes frame by frame, and small frames held back for a delayed ACK would stall flow control and
+ * interactive sessions for tens of milliseconds each. When there is `close`, the session uses it if queued
+ * frames cannot be flushed within 2 seconds of the end, so that a peer that stopped reading cannot keep the
+ * connection open.
  */
 export interface SpdyDuplex {
   readable: ReadableStream<Uint8Array>;
   writable: WritableStream<Uint8Array>;
   setNoDelay?: (noDelay?: boolean) => void;
+  close?: () => void;
 }
 
 /** How a session behaves. */
@@ -73,13 +83,12 @@ export class SpdySession {
   readonly #parser: SpdyFrameParser;
   readonly #inflate: SpdyHeaderDecompressor;
   readonly #onStream: SpdySessionOptions["onStream"];
-  readonly #maxHeaderBytes: number | undefined;
+  readonly #maxHeaderBytes: number;
   readonly #streams = new Map<number, SpdyStream>();
-  readonly #pings = new Map<number, (err?: Error) => void>();
+  readonly #pings: PingTracker;
   readonly #host: StreamHost;
   readonly #flow: FlowControl;
   #nextId: number;
-  #nextPing: number;
   #lastPeerId = 0;
   #goAwaySent = false;
   #peerGoneAway = false;
@@ -92,9 +101,9 @@ export class SpdySession {
   constructor(conn: SpdyDuplex, opts: SpdySessionOptions) {
     this.#role = opts.role;
     this.#nextId = opts.role === "client" ? 1 : 2;
-    this.#nextPing = this.#nextId;
+    this.#pings = new PingTracker(opts.role);
     this.#onStream = opts.onStream;
-    this.#maxHeaderBytes = opts.maxHeaderBytes;
+    this.#maxHeaderBytes = opts.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES;
     this.#flow = new FlowControl({
       window: opts.initialWindowBytes ?? DEFAULT_WINDOW,
       enabled: opts.flowControl !== false,
@@ -104,18 +113,22 @@ export class SpdySession {
       maxDataBytes: opts.maxFrameBytes ?? DEFAULT_MAX_DATA_BYTES,
       maxControlBytes: opts.maxControlFrameBytes ?? DEFAULT_MAX_CONTROL_BYTES,
     });
-    this.#inflate = new SpdyHeaderDecompressor(opts.maxHeaderBytes ? { maxBytes: opts.maxHeaderBytes } : {});
+    this.#inflate = new SpdyHeaderDecompressor({ maxBytes: this.#maxHeaderBytes });
     try {
       conn.setNoDelay?.(true);
     } catch {
       // A connection already closed fails on its first read instead.
     }
     this.#reader = conn.readable.getReader();
-    this.#out = new SpdyFrameWriter(conn.writable, (err) => this.#shutdown(err));
+    this.#out = new SpdyFrameWriter(conn.writable, {
+      onFailure: (err) => this.#shutdown(err),
+      hardClose: () => conn.close?.(),
+    });
     this.closed = new Promise((resolve) => this.#resolveClosed = resolve);
     this.#host = this.#makeHost();
     for (const frame of this.#flow.connectionHeader()) this.#send(frame).catch(() => {});
-    this.#run(opts.initialBytes);
+    // #run settles every error itself; the catch only keeps a bug from becoming an unhandled rejection.
+    this.#run(opts.initialBytes).catch(() => {});
   }
 
   /** Milliseconds since the epoch of the last frame received or sent (for idle timeouts). */
@@ -128,24 +141,16 @@ export class SpdySession {
    * GOAWAY, the session ends, or `timeoutMs` (default 30 s) passes first (the stream is then cancelled). Header
    * names must be lower case (see `encodeHeaderBlock`).
    */
-  openStream(
+  async openStream(
     headers: SpdyHeaderInput,
     opts: { fin?: boolean; timeoutMs?: number; priority?: number } = {},
   ): Promise<SpdyStream> {
-    const refused = this.#failure ??
-      (this.#closing || this.#goAwaySent || this.#peerGoneAway
-        ? new Unavailable("Cannot open a SPDY stream: the session is going away")
-        : undefined);
-    if (refused) return Promise.reject(refused);
-    if (this.#nextId > MAX_STREAM_ID) {
-      return Promise.reject(new ResourceExhausted("Cannot open a SPDY stream: stream IDs are used up"));
+    if (this.#failure) throw this.#failure;
+    if (this.#closing || this.#goAwaySent || this.#peerGoneAway) {
+      throw new Unavailable("Cannot open a SPDY stream: the session is going away");
     }
-    let block: Uint8Array;
-    try {
-      block = encodeHeaderBlock(headers, this.#maxHeaderBytes ? { maxBytes: this.#maxHeaderBytes } : {});
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    if (this.#nextId > MAX_STREAM_ID) throw new ResourceExhausted("Cannot open a SPDY stream: stream IDs are used up");
+    const block = encodeHeaderBlock(headers, { maxBytes: this.#maxHeaderBytes });
     const id = this.#nextId;
     this.#nextId += 2;
     const stream = new SpdyStream(this.#host, {
@@ -159,7 +164,7 @@ export class SpdySession {
     if (opts.fin) stream.localFin = true;
     this.#streams.set(id, stream);
     const timeoutMs = opts.timeoutMs ?? OPEN_TIMEOUT_MS;
-    return new Promise<SpdyStream>((resolve, reject) => {
+    return await new Promise<SpdyStream>((resolve, reject) => {
       const timer = setTimeout(() => {
         reject(new DeadlineExceeded(`SPDY stream ${id} got no SYN_REPLY within ${timeoutMs} ms`));
         stream.reset(RstStatus.CANCEL);
@@ -190,24 +195,7 @@ export class SpdySession {
   /** Sends a PING and resolves with the round trip in milliseconds; rejects on timeout or the session's end. */
   ping(opts: { timeoutMs?: number } = {}): Promise<number> {
     if (this.#failure) return Promise.reject(this.#failure);
-    const id = this.#nextPing;
-    this.#nextPing = id + 2 > 0xffff_ffff ? 2 - (id % 2) : id + 2;
-    const timeoutMs = opts.timeoutMs ?? PING_TIMEOUT_MS;
-    return new Promise<number>((resolve, reject) => {
-      const start = performance.now();
-      const timer = setTimeout(
-        () => done(new DeadlineExceeded(`SPDY PING ${id} unanswered after ${timeoutMs} ms`)),
-        timeoutMs,
-      );
-      const done = (err?: Error) => {
-        clearTimeout(timer);
-        this.#pings.delete(id);
-        if (err) reject(err);
-        else resolve(performance.now() - start);
-      };
-      this.#pings.set(id, done);
-      this.#send({ type: "ping", id }).catch((err) => done(err));
-    });
+    return this.#pings.start((id) => this.#send({ type: "ping", id }), opts.timeoutMs ?? PING_TIMEOUT_MS);
   }
 
   /** Sends GOAWAY (once) and accepts no more streams; open streams carry on. */
@@ -339,9 +327,8 @@ export class SpdySession {
       case "settings":
         return this.#flow.settings(frame.entries, this.#streams.values());
       case "ping": {
-        // Our IDs share the parity of our stream IDs (Section 2.6.5): those are answers, the others questions.
-        if (frame.id % 2 === this.#nextPing % 2) return this.#pings.get(frame.id)?.();
-        this.#send(frame).catch(() => {});
+        if (this.#pings.isOurs(frame.id)) return this.#pings.answer(frame.id);
+        this.#send(frame).catch(() => {}); // a question: echoed as it came
         return;
       }
       case "goaway": {
@@ -422,10 +409,10 @@ export class SpdySession {
     this.#failure = err;
     for (const s of [...this.#streams.values()]) s.end(err, { keepData: true });
     this.#streams.clear();
-    for (const done of [...this.#pings.values()]) done(err);
+    this.#pings.failAll(err);
     this.#flow.wake();
     this.#inflate.close();
-    this.#release().finally(() => this.#resolveClosed());
+    this.#release().catch(() => {}).finally(() => this.#resolveClosed());
   }
 
   async #release(): Promise<void> {

@@ -15,7 +15,7 @@ import {
 } from "./spdy_frame.ts";
 import { SpdySession, type SpdySessionOptions } from "./spdy_session.ts";
 import type { SpdyStream } from "./spdy_stream.ts";
-import { memoryPair, pattern, RawPeer, readAll } from "./spdy_test_peer.ts";
+import { memoryPair, pattern, RawPeer, readAll, tcpPair } from "./spdy_test_peer.ts";
 
 async function serverWithPeer(opts: Partial<SpdySessionOptions> = {}) {
   const [a, b] = await memoryPair();
@@ -247,6 +247,30 @@ Deno.test("spdy session on the wire", async (t) => {
     await assertRejects(() => readAll(s.readable), Unavailable, "closed by the peer");
     await s.closed;
   });
+});
+
+Deno.test("spdy session close is not held up by a peer that stopped reading", async () => {
+  const [a, b] = await tcpPair();
+  const writing = Promise.withResolvers<{ done: Promise<void> }>();
+  const server = new SpdySession(a, {
+    role: "server",
+    onStream: async (s) => {
+      await s.reply();
+      // The peer sent no SETTINGS, so nothing but TCP holds this back: it fills the socket buffers and sticks.
+      writing.resolve({ done: s.write(new Uint8Array(64 << 20)) });
+    },
+  });
+  const peer = new RawPeer(b);
+  await peer.synStream(1, {});
+  const { done: write } = await writing.promise;
+  write.catch(() => {});
+  await new Promise((r) => setTimeout(r, 100));
+  const started = performance.now();
+  await server.close();
+  const took = performance.now() - started;
+  assert(took >= 1900 && took < 5000, `close took ${took} ms`);
+  await assertRejects(() => write, Error);
+  await peer.close();
 });
 
 Deno.test("spdy session ends cleanly on malformed input", async (t) => {

@@ -8,12 +8,7 @@
  */
 import { DavitError, FailedPrecondition } from "../../lib/errors.ts";
 import { FLAG_FIN, RstStatus, rstStatusName, type SpdyFrame } from "./spdy_frame.ts";
-import {
-  DEFAULT_MAX_HEADER_BYTES,
-  encodeHeaderBlock,
-  type SpdyHeaderInput,
-  type SpdyHeaders,
-} from "./spdy_header_block.ts";
+import { encodeHeaderBlock, type SpdyHeaderInput, type SpdyHeaders } from "./spdy_header_block.ts";
 
 /** The stream was reset, by the peer (`byPeer`) or by this side, with an RST_STREAM `status`. */
 export class SpdyStreamReset extends DavitError {
@@ -44,7 +39,7 @@ export interface StreamHost {
   /** Largest DATA payload to send in one frame. */
   readonly maxSendFrameBytes: number;
   /** Largest uncompressed header block to send. */
-  readonly maxHeaderBytes: number | undefined;
+  readonly maxHeaderBytes: number;
 }
 
 /** How the session creates a stream. Internal. */
@@ -123,7 +118,7 @@ export class SpdyStream {
     if (this.ours) throw new FailedPrecondition(`Cannot reply on SPDY stream ${this.id}: this side opened it`);
     if (this.replied) throw new FailedPrecondition(`Cannot reply on SPDY stream ${this.id}: it was replied to`);
     this.#throwIfEnded();
-    const block = encodeHeaderBlock(headers, { maxBytes: this.#host.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES });
+    const block = encodeHeaderBlock(headers, { maxBytes: this.#host.maxHeaderBytes });
     this.replied = true;
     if (opts.fin) this.localFin = true;
     await this.#host.sendHeaders("syn_reply", this.id, opts.fin ? FLAG_FIN : 0, block);
