@@ -23,6 +23,10 @@ const MODES: Record<string, Mode> = {
     load: () => import("./cri/network_mode.ts"),
     help: "print (or --write) the default CNI network configuration",
   },
+  portforward: {
+    load: () => import("./runtime/port_forward_helper.ts"),
+    help: "port-forward helper, started by the daemon in a pod's network namespace",
+  },
   version: {
     load: () => import("./cri/version_mode.ts"),
     help: "print versions of davit, Deno, V8, TypeScript and the CRI API",

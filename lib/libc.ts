@@ -47,6 +47,7 @@ const SYMBOLS = {
   waitpid_blocking: { name: "waitpid", parameters: ["i32", "buffer", "i32"], result: "i32", nonblocking: true },
   dup2: { parameters: ["i32", "i32"], result: "i32" },
   fcntl: { parameters: ["i32", "i32", "i64"], result: "i32" },
+  setns: { parameters: ["i32", "i32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 type Symbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
@@ -644,6 +645,17 @@ export async function waitpidBlocking(pid: number): Promise<number> {
 /** dup2(2): makes `newfd` a copy of `oldfd` (used to point a detached process's stdio at a log file). */
 export function dup2(oldfd: number, newfd: number): void {
   check(libc().dup2(oldfd, newfd), "dup2", `fd ${oldfd} -> ${newfd}`);
+}
+
+/** Namespace type flags for setns(2) (linux/sched.h). */
+export const CLONE = { NEWNS: 0x00020000, NEWUTS: 0x04000000, NEWIPC: 0x08000000, NEWNET: 0x40000000 } as const;
+
+/**
+ * setns(2): moves the calling thread (the JavaScript thread, for a synchronous FFI call) into the namespace `fd`
+ * refers to; `nstype` (a {@link CLONE} flag) makes the kernel check that it is that kind of namespace.
+ */
+export function setns(fd: number, nstype: number): void {
+  check(libc().setns(fd, nstype), "setns", `fd ${fd} (nstype 0x${nstype.toString(16)})`);
 }
 
 const F_GETFD = 1;

@@ -47,6 +47,8 @@ export {
   removePodNamespaces,
 } from "./pod_namespaces.ts";
 export type { PinnedNamespace, PodNamespaceKind, PodNamespaceOptions, PodNamespacePaths } from "./pod_namespaces.ts";
+export { PortForwarder } from "./port_forward.ts";
+export type { PortConnection, PortForwarderOptions } from "./port_forward.ts";
 export { parseSysctlList, planPodSysctls, sysctlNamespace } from "./pod_sysctls.ts";
 export type { PlannedSysctl, SysctlNamespace } from "./pod_sysctls.ts";
 export {
