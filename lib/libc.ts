@@ -47,6 +47,18 @@ const SYMBOLS = {
   waitpid_blocking: { name: "waitpid", parameters: ["i32", "buffer", "i32"], result: "i32", nonblocking: true },
   dup2: { parameters: ["i32", "i32"], result: "i32" },
   fcntl: { parameters: ["i32", "i32", "i64"], result: "i32" },
+  ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
+  eventfd: { parameters: ["u32", "i32"], result: "i32" },
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  listen: { parameters: ["i32", "i32"], result: "i32" },
+  accept4: { parameters: ["i32", "buffer", "buffer", "i32"], result: "i32" },
+  sendmsg: { parameters: ["i32", "buffer", "i32"], result: "i64" },
+  recvmsg: { parameters: ["i32", "buffer", "i32"], result: "i64" },
+  poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
+  // Like waitpid_blocking, it runs on a worker thread and errno is not readable after it: see pollAsync.
+  poll_blocking: { name: "poll", parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
   setns: { parameters: ["i32", "i32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
@@ -194,9 +206,14 @@ const ERRNO_NAMES: Record<number, string> = {
   40: "ELOOP",
   61: "ENODATA",
   75: "EOVERFLOW",
+  88: "ENOTSOCK",
   95: "EOPNOTSUPP",
+  98: "EADDRINUSE",
+  103: "ECONNABORTED",
+  104: "ECONNRESET",
   107: "ENOTCONN",
   110: "ETIMEDOUT",
+  111: "ECONNREFUSED",
   116: "ESTALE",
   122: "EDQUOT",
 };
@@ -681,4 +698,262 @@ export function markCloseOnExec(): number {
     if (c.fcntl(fd, F_SETFD, BigInt(flags | FD_CLOEXEC)) === 0) marked++;
   }
   return marked;
+}
+
+/** ioctl(2) with a pointer argument (`arg` is the struct or int the request reads or fills). */
+export function ioctl(fd: number, request: number, arg: Uint8Array<ArrayBuffer>): number {
+  return check(libc().ioctl(fd, BigInt(request), arg), "ioctl", `fd ${fd} request 0x${request.toString(16)}`);
+}
+
+/** fcntl(2) F_GETFL / F_SETFL. */
+const F_GETFL = 3;
+const F_SETFL = 4;
+
+/** Sets O_NONBLOCK on `fd`, so reads and writes answer EAGAIN instead of blocking the calling thread. */
+export function setNonBlocking(fd: number): void {
+  const flags = check(libc().fcntl(fd, F_GETFL, 0n), "fcntl", `F_GETFL fd ${fd}`);
+  if ((flags & O.NONBLOCK) === 0) check(libc().fcntl(fd, F_SETFL, BigInt(flags | O.NONBLOCK)), "fcntl", `fd ${fd}`);
+}
+
+/**
+ * read(2) on a non-blocking descriptor: the byte count (0 at end of file), or undefined when nothing is ready
+ * (EAGAIN). Other errors throw, EIO included (what a pty master answers once its last slave closed).
+ */
+export function readNonBlocking(fd: number, buf: Uint8Array<ArrayBuffer>): number | undefined {
+  for (;;) {
+    const n = Number(libc().read(fd, buf, BigInt(buf.byteLength)));
+    if (n >= 0) return n;
+    const e = errno();
+    if (e === 11) return undefined;
+    if (e !== 4) throw new ErrnoError("read", e, `fd ${fd}`);
+  }
+}
+
+/** write(2) on a non-blocking descriptor: the bytes taken (maybe fewer than given), or undefined on EAGAIN. */
+export function writeNonBlocking(fd: number, buf: Uint8Array<ArrayBuffer>): number | undefined {
+  for (;;) {
+    const n = Number(libc().write(fd, buf, BigInt(buf.byteLength)));
+    if (n >= 0) return n;
+    const e = errno();
+    if (e === 11) return undefined;
+    if (e !== 4) throw new ErrnoError("write", e, `fd ${fd}`);
+  }
+}
+
+/** eventfd(2) flags. */
+export const EFD = { NONBLOCK: O.NONBLOCK, CLOEXEC: O.CLOEXEC } as const;
+
+/** eventfd(2), always close-on-exec; returns the new descriptor. */
+export function eventfd(initval: number, flags: number): number {
+  return check(libc().eventfd(initval, flags | EFD.CLOEXEC), "eventfd");
+}
+
+/** Socket constants (sys/socket.h); the type flags are the O_ ones. */
+export const SOCK = { STREAM: 1, DGRAM: 2, SEQPACKET: 5, NONBLOCK: O.NONBLOCK, CLOEXEC: O.CLOEXEC } as const;
+
+/** Address families. */
+export const AF = { UNIX: 1 } as const;
+
+/** socket(2), always close-on-exec; returns the new descriptor. */
+export function socket(domain: number, type: number, protocol = 0): number {
+  return check(libc().socket(domain, type | SOCK.CLOEXEC, protocol), "socket", `domain ${domain} type ${type}`);
+}
+
+/** The longest AF_UNIX path: sun_path holds 108 bytes, the last one the terminating NUL. */
+export const UNIX_PATH_MAX = 107;
+
+/** struct sockaddr_un { sa_family_t sun_family; char sun_path[108]; } for `path`; its length is checked. */
+function sockaddrUn(op: string, path: string): Uint8Array<ArrayBuffer> {
+  const bytes = encoder.encode(path);
+  if (bytes.includes(0)) throw new TypeError(`string contains a NUL byte: ${q(path)}`);
+  if (bytes.byteLength > UNIX_PATH_MAX) {
+    throw new ErrnoError(op, 36, `${q(path)} (${bytes.byteLength} bytes, at most ${UNIX_PATH_MAX})`);
+  }
+  const addr = new Uint8Array(110);
+  new DataView(addr.buffer).setUint16(0, AF.UNIX, true);
+  addr.set(bytes, 2);
+  return addr;
+}
+
+/** bind(2) of an AF_UNIX socket to a filesystem path. */
+export function bindUnix(fd: number, path: string): void {
+  const addr = sockaddrUn("bind", path);
+  check(libc().bind(fd, addr, addr.byteLength), "bind", q(path));
+}
+
+/** connect(2) of an AF_UNIX socket to a filesystem path (a blocking socket waits for the listener's backlog). */
+export function connectUnix(fd: number, path: string): void {
+  const addr = sockaddrUn("connect", path);
+  for (;;) {
+    if (libc().connect(fd, addr, addr.byteLength) === 0) return;
+    const e = errno();
+    if (e !== 4) throw new ErrnoError("connect", e, q(path));
+  }
+}
+
+/** listen(2). */
+export function listen(fd: number, backlog: number): void {
+  check(libc().listen(fd, backlog), "listen", `fd ${fd}`);
+}
+
+/**
+ * accept4(2) on a non-blocking listening socket: the connection's descriptor (non-blocking and close-on-exec),
+ * or undefined when no connection is waiting.
+ */
+export function acceptNonBlocking(fd: number): number | undefined {
+  for (;;) {
+    const r = libc().accept4(fd, null, null, SOCK.NONBLOCK | SOCK.CLOEXEC);
+    if (r >= 0) return r;
+    const e = errno();
+    if (e === 11) return undefined;
+    // EINTR, and a connection reset while queued (ECONNABORTED): try the next one.
+    if (e !== 4 && e !== 103) throw new ErrnoError("accept4", e, `fd ${fd}`);
+  }
+}
+
+const SOL_SOCKET = 1;
+const SCM_RIGHTS = 1;
+const MSG = { CTRUNC: 0x8, DONTWAIT: 0x40, NOSIGNAL: 0x4000, CMSG_CLOEXEC: 0x40000000 } as const;
+/** sizeof(struct cmsghdr) on LP64: size_t cmsg_len; int cmsg_level; int cmsg_type. */
+const CMSG_HDR = 16;
+/** sizeof(struct msghdr) on LP64 (x86_64, arm64). */
+const MSGHDR_SIZE = 56;
+
+function pointerOf(buf: Uint8Array<ArrayBuffer>): bigint {
+  return BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf)));
+}
+
+/**
+ * struct msghdr for one iovec and a control buffer, in `hdr`: msg_name (0), msg_namelen (8), msg_iov (16),
+ * msg_iovlen (24), msg_control (32), msg_controllen (40), msg_flags (48). Callers keep every buffer referenced
+ * for the duration of the call.
+ */
+function fillMsghdr(
+  hdr: Uint8Array<ArrayBuffer>,
+  iov: Uint8Array<ArrayBuffer>,
+  data: Uint8Array<ArrayBuffer>,
+  control: Uint8Array<ArrayBuffer> | null,
+): void {
+  const iv = new DataView(iov.buffer, iov.byteOffset, 16);
+  iv.setBigUint64(0, data.byteLength === 0 ? 0n : pointerOf(data), true);
+  iv.setBigUint64(8, BigInt(data.byteLength), true);
+  const h = new DataView(hdr.buffer, hdr.byteOffset, MSGHDR_SIZE);
+  h.setBigUint64(16, pointerOf(iov), true);
+  h.setBigUint64(24, 1n, true);
+  h.setBigUint64(32, control === null ? 0n : pointerOf(control), true);
+  h.setBigUint64(40, BigInt(control?.byteLength ?? 0), true);
+}
+
+/** CMSG_SPACE for `n` descriptors: the header plus the data rounded up to 8 bytes. */
+function cmsgSpace(n: number): number {
+  return CMSG_HDR + Math.ceil((n * 4) / 8) * 8;
+}
+
+/**
+ * sendmsg(2) of `data` with `fds` in one SCM_RIGHTS control message (cmsg_level SOL_SOCKET, cmsg_type
+ * SCM_RIGHTS, an int per descriptor after the header). Returns the bytes of `data` sent.
+ */
+export function sendFds(fd: number, data: Uint8Array<ArrayBuffer>, fds: readonly number[]): number {
+  if (data.byteLength === 0) throw new TypeError("sendFds: a message carrying descriptors needs at least one byte");
+  const control = new Uint8Array(cmsgSpace(fds.length));
+  const c = new DataView(control.buffer);
+  c.setBigUint64(0, BigInt(CMSG_HDR + fds.length * 4), true);
+  c.setInt32(8, SOL_SOCKET, true);
+  c.setInt32(12, SCM_RIGHTS, true);
+  fds.forEach((d, i) => c.setInt32(CMSG_HDR + i * 4, d, true));
+  const hdr = new Uint8Array(MSGHDR_SIZE);
+  const iov = new Uint8Array(16);
+  fillMsghdr(hdr, iov, data, fds.length === 0 ? null : control);
+  for (;;) {
+    const n = Number(libc().sendmsg(fd, hdr, MSG.NOSIGNAL));
+    if (n >= 0) return n;
+    const e = errno();
+    if (e !== 4) throw new ErrnoError("sendmsg", e, `fd ${fd}`);
+  }
+}
+
+/** What {@link recvFds} received. */
+export interface ReceivedMessage {
+  /** Bytes of the payload (0: the peer closed the connection). */
+  bytes: number;
+  /** Descriptors passed in SCM_RIGHTS, already close-on-exec; the caller owns them. */
+  fds: number[];
+  /** The kernel cut the control data (MSG_CTRUNC): more descriptors were sent than room was given. */
+  truncated: boolean;
+}
+
+/**
+ * recvmsg(2) without blocking: the payload into `buf` and up to `maxFds` descriptors from SCM_RIGHTS control
+ * messages (received with MSG_CMSG_CLOEXEC, so no child can inherit them); undefined when nothing is waiting.
+ */
+export function recvFds(fd: number, buf: Uint8Array<ArrayBuffer>, maxFds: number): ReceivedMessage | undefined {
+  const control = new Uint8Array(cmsgSpace(maxFds));
+  const hdr = new Uint8Array(MSGHDR_SIZE);
+  const iov = new Uint8Array(16);
+  fillMsghdr(hdr, iov, buf, control);
+  let n: number;
+  for (;;) {
+    n = Number(libc().recvmsg(fd, hdr, MSG.DONTWAIT | MSG.CMSG_CLOEXEC));
+    if (n >= 0) break;
+    const e = errno();
+    if (e === 11) return undefined;
+    if (e !== 4) throw new ErrnoError("recvmsg", e, `fd ${fd}`);
+  }
+  const h = new DataView(hdr.buffer);
+  const controlLen = Number(h.getBigUint64(40, true));
+  const flags = h.getInt32(48, true);
+  const fds: number[] = [];
+  const c = new DataView(control.buffer);
+  for (let off = 0; off + CMSG_HDR <= controlLen;) {
+    const len = Number(c.getBigUint64(off, true));
+    if (len < CMSG_HDR) break;
+    if (c.getInt32(off + 8, true) === SOL_SOCKET && c.getInt32(off + 12, true) === SCM_RIGHTS) {
+      for (let p = off + CMSG_HDR; p + 4 <= off + len; p += 4) fds.push(c.getInt32(p, true));
+    }
+    off += Math.ceil(len / 8) * 8;
+  }
+  return { bytes: n, fds, truncated: (flags & MSG.CTRUNC) !== 0 };
+}
+
+/** poll(2) event bits. */
+export const POLL = { IN: 0x1, PRI: 0x2, OUT: 0x4, ERR: 0x8, HUP: 0x10, NVAL: 0x20 } as const;
+
+/** One descriptor to watch with {@link pollAsync}. */
+export interface PollFd {
+  fd: number;
+  /** POLL.* bits to wait for (ERR, HUP and NVAL are always reported). */
+  events: number;
+}
+
+function pollfds(fds: readonly PollFd[]): Uint8Array<ArrayBuffer> {
+  // struct pollfd { int fd; short events; short revents; }
+  const buf = new Uint8Array(fds.length * 8);
+  const v = new DataView(buf.buffer);
+  fds.forEach((p, i) => {
+    v.setInt32(i * 8, p.fd, true);
+    v.setInt16(i * 8 + 4, p.events, true);
+  });
+  return buf;
+}
+
+function revents(buf: Uint8Array<ArrayBuffer>, count: number): number[] {
+  const v = new DataView(buf.buffer);
+  return Array.from({ length: count }, (_, i) => v.getUint16(i * 8 + 6, true));
+}
+
+/**
+ * poll(2) on a worker thread, so the event loop keeps running while it waits: resolves to each descriptor's
+ * `revents` (all 0 after `timeoutMs`; -1 waits without limit). errno belongs to the worker thread, so a failed
+ * call is repeated synchronously with a zero timeout, which either answers or throws the real error (EINTR just
+ * reports nothing ready). The promise is an FFI call in flight: await it before closing any of the descriptors.
+ */
+export async function pollAsync(fds: readonly PollFd[], timeoutMs: number): Promise<number[]> {
+  const buf = pollfds(fds);
+  const r = await libc().poll_blocking(buf, BigInt(fds.length), Math.trunc(timeoutMs));
+  if (r >= 0) return revents(buf, fds.length);
+  const again = libc().poll(buf, BigInt(fds.length), 0);
+  if (again >= 0) return revents(buf, fds.length);
+  const e = errno();
+  if (e === 4) return fds.map(() => 0);
+  throw new ErrnoError("poll", e, fds.map((p) => `fd ${p.fd}`).join(", "));
 }

@@ -106,6 +106,47 @@ export interface ExecResult {
   pid?: number;
 }
 
+/** Options of {@link OciRuntime.execInteractive}. */
+export interface InteractiveExecOptions {
+  /** Command line run with the container's own env, cwd and user. */
+  args: string[];
+  /** Run the process on a terminal, which is then its stdin, stdout and stderr. */
+  tty: boolean;
+  /** Give the caller {@link InteractiveExec.stdin}; without it the process reads /dev/null (or the idle terminal). */
+  stdin: boolean;
+  stdout: boolean;
+  /** Ignored with `tty`: the terminal carries both output streams. */
+  stderr: boolean;
+  /** The terminal's size when the process starts (with `tty`); later changes go through `resize`. */
+  initialSize?: { cols: number; rows: number };
+  /** Aborting it kills the exec, as {@link InteractiveExec.kill} does. */
+  signal?: AbortSignal;
+  /** Directory for the exec's private temporary directory (runtime log, pid file). */
+  tmpDir?: string;
+}
+
+/**
+ * A process started in a container with live streams. Release it by reading its output to the end after it
+ * exited, or by calling {@link kill} (safe after the exit; callers do it in a `finally`).
+ */
+export interface InteractiveExec {
+  /** The process's input; closing it is end of file to the process (with a tty: an EOF character, ^D). */
+  readonly stdin: WritableStream<Uint8Array> | null;
+  /** The process's output; with a tty, the terminal's output (stdout and stderr together). */
+  readonly stdout: ReadableStream<Uint8Array> | null;
+  /** The process's error output; null with a tty. */
+  readonly stderr: ReadableStream<Uint8Array> | null;
+  /** Sets the terminal's size (the process gets SIGWINCH); a no-op without a tty or once it ended. */
+  resize(cols: number, rows: number): Promise<void>;
+  /**
+   * The process's exit code, as the runtime reports it (128 + n for a signal); rejects when the runtime itself
+   * failed (an executable not found, a stopped container), with the errors {@link OciRuntime} methods throw.
+   */
+  readonly exited: Promise<{ exitCode: number }>;
+  /** Kills the exec'd process and the runtime's exec, waits for the exit and releases the streams. Idempotent. */
+  kill(): Promise<void>;
+}
+
 /** A subset of runtime-spec `linux.resources` that `update` changes (unchanged fields omitted). */
 export interface ResourceUpdate {
   cpu?: {
@@ -147,6 +188,8 @@ export interface OciRuntime {
   list?(opts?: { timeoutMs?: number }): Promise<OciState[]>;
   /** Runs another process in a running container. */
   exec(id: string, opts: ExecOptions): Promise<ExecResult>;
+  /** Starts another process in a running container with live streams (CRI Exec, `kubectl exec -it`). */
+  execInteractive(id: string, opts: InteractiveExecOptions): Promise<InteractiveExec>;
   /** Changes the container's cgroup limits. */
   update(id: string, resources: ResourceUpdate, opts?: { timeoutMs?: number }): Promise<void>;
 }

@@ -1,7 +1,8 @@
 /**
  * A recording, in-memory {@link OciRuntime} for unit tests of code that drives runtimes: it keeps the lifecycle
  * (created -> running -> stopped -> deleted) with the real runtimes' error kinds, records every call, and lets a
- * test script exec results or make the next call of a verb fail.
+ * test script exec results or make the next call of a verb fail. Interactive execs run the same `execHandler`
+ * once their stdin is closed, and kill() ends them with 137.
  * @module
  */
 import { AlreadyExists, FailedPrecondition, NotFound } from "../lib/errors.ts";
@@ -10,6 +11,8 @@ import type {
   DeleteOptions,
   ExecOptions,
   ExecResult,
+  InteractiveExec,
+  InteractiveExecOptions,
   KillOptions,
   OciRuntime,
   OciState,
@@ -34,6 +37,8 @@ export class FakeOciRuntime implements OciRuntime {
   readonly calls: RecordedCall[] = [];
   /** Resources last applied by `update`, per container. */
   readonly resources = new Map<string, ResourceUpdate>();
+  /** Terminal sizes set through interactive execs' `resize`, in order. */
+  readonly resizes: { id: string; cols: number; rows: number }[] = [];
   readonly #states = new Map<string, OciState>();
   readonly #failures = new Map<OciVerb, Error[]>();
   #nextPid = 1000;
@@ -163,6 +168,21 @@ export class FakeOciRuntime implements OciRuntime {
     });
   }
 
+  /** Recorded as an `exec` whose arguments end with `"interactive"`; see the module comment. */
+  execInteractive(id: string, opts: InteractiveExecOptions): Promise<InteractiveExec> {
+    return Promise.resolve().then(() => {
+      this.#record("exec", id, opts, "interactive");
+      const s = this.#need("exec", id);
+      if (s.status !== "running") {
+        throw new FailedPrecondition(`${this.name} exec ${id}: cannot exec in a ${s.status} container`);
+      }
+      return new FakeInteractiveExec(opts, {
+        run: (input) => this.execHandler(id, { args: opts.args, tty: opts.tty, input }),
+        resize: (cols, rows) => this.resizes.push({ id, cols, rows }),
+      });
+    });
+  }
+
   update(id: string, resources: ResourceUpdate, opts?: { timeoutMs?: number }): Promise<void> {
     return Promise.resolve().then(() => {
       this.#record("update", id, resources, opts);
@@ -170,4 +190,99 @@ export class FakeOciRuntime implements OciRuntime {
       this.resources.set(id, structuredClone(resources));
     });
   }
+}
+
+/** An interactive exec answered by a handler: see {@link FakeOciRuntime.execInteractive}. */
+class FakeInteractiveExec implements InteractiveExec {
+  readonly stdin: WritableStream<Uint8Array> | null;
+  readonly stdout: ReadableStream<Uint8Array> | null;
+  readonly stderr: ReadableStream<Uint8Array> | null;
+  readonly exited: Promise<{ exitCode: number }>;
+  #out: ReadableStreamDefaultController<Uint8Array> | undefined;
+  #err: ReadableStreamDefaultController<Uint8Array> | undefined;
+  readonly #tty: boolean;
+  readonly #resize: (cols: number, rows: number) => void;
+  #input: Uint8Array[] = [];
+  #inputDone = Promise.withResolvers<void>();
+  #killed = Promise.withResolvers<{ exitCode: number }>();
+  #done = false;
+
+  constructor(
+    opts: InteractiveExecOptions,
+    handlers: {
+      run: (input: Uint8Array) => ExecResult | Promise<ExecResult>;
+      resize: (cols: number, rows: number) => void;
+    },
+  ) {
+    this.#tty = opts.tty;
+    this.#resize = handlers.resize;
+    this.stdin = opts.stdin
+      ? new WritableStream<Uint8Array>({
+        write: (chunk) => {
+          if (this.#done) throw new Error("fake exec: the process exited");
+          this.#input.push(chunk.slice());
+        },
+        close: () => this.#inputDone.resolve(),
+      })
+      : null;
+    if (!opts.stdin) this.#inputDone.resolve();
+    this.stdout = opts.stdout ? new ReadableStream<Uint8Array>({ start: (c) => void (this.#out = c) }) : null;
+    this.stderr = opts.stderr && !opts.tty
+      ? new ReadableStream<Uint8Array>({ start: (c) => void (this.#err = c) })
+      : null;
+    this.exited = this.#run(handlers.run);
+    this.exited.catch(() => {});
+    opts.signal?.addEventListener("abort", () => void this.kill(), { once: true });
+  }
+
+  async #run(run: (input: Uint8Array) => ExecResult | Promise<ExecResult>): Promise<{ exitCode: number }> {
+    try {
+      const input = await Promise.race([this.#inputDone.promise.then(() => concat(this.#input)), this.#killed.promise]);
+      if (!(input instanceof Uint8Array)) return input;
+      const res = await run(input);
+      // With a terminal both streams come out of the one output.
+      offer(this.#out, res.stdout);
+      offer(this.#tty ? this.#out : this.#err, res.stderr);
+      return { exitCode: res.exitCode };
+    } finally {
+      this.#done = true;
+      for (const c of [this.#out, this.#err]) {
+        try {
+          c?.close();
+        } catch {
+          // the reader cancelled it
+        }
+      }
+    }
+  }
+
+  resize(cols: number, rows: number): Promise<void> {
+    if (this.#tty && !this.#done) this.#resize(cols, rows);
+    return Promise.resolve();
+  }
+
+  async kill(): Promise<void> {
+    this.#killed.resolve({ exitCode: 137 });
+    await this.exited.catch(() => {});
+  }
+}
+
+/** Enqueues unless there is nothing to give or the reader cancelled the stream. */
+function offer(c: ReadableStreamDefaultController<Uint8Array> | undefined, chunk: Uint8Array): void {
+  if (c === undefined || chunk.byteLength === 0) return;
+  try {
+    c.enqueue(chunk);
+  } catch {
+    // cancelled
+  }
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.byteLength;
+  }
+  return out;
 }

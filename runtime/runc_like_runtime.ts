@@ -13,11 +13,14 @@ import {
   Unimplemented,
 } from "../lib/errors.ts";
 import { runCommand } from "./command.ts";
+import { startInteractiveExec, terminalProcess } from "./interactive_exec.ts";
 import {
   type CreateOptions,
   type DeleteOptions,
   type ExecOptions,
   type ExecResult,
+  type InteractiveExec,
+  type InteractiveExecOptions,
   type KillOptions,
   type OciRuntime,
   OciRuntimeError,
@@ -234,6 +237,57 @@ export class RuncLikeRuntime implements OciRuntime {
     } finally {
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     }
+  }
+
+  /**
+   * Starts `opts.args` in the container with live streams: the runtime's `exec` in the foreground (its exit code
+   * is the process's). With `tty` the process is the container's own (from its bundle's config.json) on a terminal,
+   * a pty of the daemon's (see interactive_exec.ts for why not `--console-socket`). The runtime's own failures
+   * reject `exited`, read from its log as {@link exec} does.
+   */
+  async execInteractive(id: string, opts: InteractiveExecOptions): Promise<InteractiveExec> {
+    checkId(id);
+    if (opts.args.length === 0) throw new InvalidArgument(`exec in "${id}": empty args`);
+    const tmpDir = opts.tmpDir ?? this.#opts.tmpDir;
+    return await startInteractiveExec({
+      what: `${this.name} exec ${id}`,
+      argv: async ({ dir, logPath, pidFile, internalPidFile }) => {
+        const argv = [this.#opts.path, ...this.globalArgs(), "--log", logPath, "exec", "--pid-file", pidFile];
+        if (this.#isRunsc) argv.push("--internal-pid-file", internalPidFile);
+        if (!opts.tty) return [...argv, id, ...opts.args];
+        const state = await this.state(id);
+        if (state === undefined) throw new NotFound(`${this.name} exec ${id}: container does not exist`);
+        const config: unknown = JSON.parse(await Deno.readTextFile(`${state.bundle}/config.json`));
+        await Deno.writeTextFile(
+          `${dir}/process.json`,
+          JSON.stringify(terminalProcess(config, opts.args, opts.initialSize)),
+          { mode: 0o600 },
+        );
+        return [...argv, "--process", `${dir}/process.json`, id];
+      },
+      failure: async (code, log) => {
+        // As in exec: a runtime failure leaves an error line in its log; without one the code is the process's.
+        if (code === 0 || !hasErrorLine(log)) return undefined;
+        const err = this.#failure("exec", id, code, runtimeErrorDetail({ log, stderr: "", stdout: "", code }));
+        return await this.#explainStopped(err, "exec", id).catch((e: Error) => e);
+      },
+      ...(this.#isRunsc
+        ? {
+          killInternal: async (pid: number) => {
+            await this.#run("kill", id, ["kill", "--pid", String(pid), id, "KILL"]);
+          },
+        }
+        : {}),
+      ...(tmpDir ? { tmpDir } : {}),
+    }, opts);
+  }
+
+  /**
+   * runsc (gVisor) runs processes in its own kernel: an exec's `--pid-file` PID is runsc's exec process, and the
+   * process itself is signalled through `kill --pid` with its sandbox PID. Known by the binary's name.
+   */
+  get #isRunsc(): boolean {
+    return /(^|\/)runsc$/.test(this.#opts.path);
   }
 
   #timeout(verb: OciVerb): number {
