@@ -29,6 +29,11 @@ import { containerStatus } from "./container_status.ts";
 import { listContainers, streamContainers } from "./container_list.ts";
 import { reopenContainerLog } from "./container_reopen_log.ts";
 import { execSync } from "./container_exec_sync.ts";
+import { exec } from "./container_exec.ts";
+import { attach } from "./container_attach.ts";
+import { portForward } from "./pod_port_forward.ts";
+import { StreamServer } from "./stream/server.ts";
+import { streamBackend } from "./stream_backend.ts";
 import { CniManager } from "../network/mod.ts";
 import { updateRuntimeConfig } from "./runtime_config_update.ts";
 import { runPodSandbox } from "./pod_run.ts";
@@ -77,6 +82,7 @@ export class Daemon {
   readonly #runtimes = new Map<string, OciRuntime & { path: string; root: string; args: string[] }>();
   readonly #runtimePaths = new Map<string, string>();
   #front: AuthorityFront | undefined;
+  #streams: StreamServer | undefined;
   #backendPath = "";
   #stopping?: Promise<void>;
 
@@ -118,6 +124,12 @@ export class Daemon {
   get containers(): ContainerManager {
     if (!this.#containers) throw new FailedPrecondition("the container manager is not running");
     return this.#containers;
+  }
+
+  /** The streaming server for exec, attach and port-forward. */
+  get streams(): StreamServer {
+    if (!this.#streams) throw new FailedPrecondition("the streaming server is not running");
+    return this.#streams;
   }
 
   /** The pod monitors. */
@@ -183,6 +195,7 @@ export class Daemon {
       await d.#start();
     } catch (err) {
       await d.#server?.shutdown(0);
+      await d.#streams?.close();
       await d.#release();
       throw err;
     }
@@ -307,6 +320,9 @@ export class Daemon {
       StreamContainers: streamContainers(this),
       ReopenContainerLog: reopenContainerLog(this),
       ExecSync: execSync(this),
+      Exec: exec(this),
+      Attach: attach(this),
+      PortForward: portForward(this),
       RunPodSandbox: runPodSandbox(this),
       StopPodSandbox: stopPodSandbox(this),
       RemovePodSandbox: removePodSandbox(this),
@@ -320,6 +336,24 @@ export class Daemon {
       RemoveImage: removeImage(this),
       ImageFsInfo: imageFsInfo(this),
     };
+    this.#streams = await StreamServer.start({
+      address: cfg.api.stream_address,
+      port: Number(cfg.api.stream_port),
+      ...(cfg.api.stream_enable_tls
+        ? {
+          tls: {
+            cert: await Deno.readTextFile(cfg.api.stream_tls_cert),
+            key: await Deno.readTextFile(cfg.api.stream_tls_key),
+          },
+        }
+        : {}),
+      backend: streamBackend(this),
+      log: logger("stream"),
+      tokenTtlMs: parseDuration(cfg.api.stream_token_ttl),
+      idleTimeoutMs: parseDuration(cfg.api.stream_idle_timeout),
+      streamCreationTimeoutMs: parseDuration(cfg.api.stream_creation_timeout),
+    });
+    this.log.info("streaming server listening", { url: this.#streams.baseUrl });
     this.#server = new CriGrpcServer({
       handlers,
       log: logger("cri"),
@@ -405,6 +439,7 @@ export class Daemon {
       this.#front = undefined;
       await front?.stopAccepting();
       await this.#server?.shutdown(this.#opts.shutdownGraceMs ?? 10_000);
+      await this.#streams?.close();
       await front?.close();
       await this.#release();
       this.log.info("stopped");

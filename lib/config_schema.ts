@@ -25,6 +25,8 @@ export interface ApiTable {
   stream_address: string;
   stream_port: string;
   stream_idle_timeout: string;
+  stream_token_ttl: string;
+  stream_creation_timeout: string;
   stream_enable_tls: boolean;
   stream_tls_cert: string;
   stream_tls_key: string;
@@ -129,6 +131,8 @@ export function defaultConfig(): Config {
         stream_address: "127.0.0.1",
         stream_port: "0",
         stream_idle_timeout: "4h",
+        stream_token_ttl: "1m",
+        stream_creation_timeout: "30s",
         stream_enable_tls: false,
         stream_tls_cert: "",
         stream_tls_key: "",
@@ -256,6 +260,22 @@ export const KEY_SPECS: readonly KeySpec[] = [
     check: duration(),
     description:
       'How long an exec, attach or port-forward stream may sit idle before davit closes it; "0s" means never.',
+  },
+  {
+    key: "davit.api.stream_token_ttl",
+    type: "duration",
+    check: duration(),
+    description:
+      "How long the URL an Exec, Attach or PortForward call answers stays valid; each URL works once, for that " +
+      "one request.",
+  },
+  {
+    key: "davit.api.stream_creation_timeout",
+    type: "duration",
+    check: duration(),
+    description:
+      "How long a SPDY client may take to open the streams of an exec or attach (or both streams of a forwarded " +
+      "connection) before davit gives up on it.",
   },
   {
     key: "davit.api.stream_enable_tls",

@@ -181,8 +181,8 @@ Deno.test("validation errors name the source, the dotted key and what was expect
       name: "unknown key",
       text: '[davit.api]\nlisen = "/x"\n',
       message: 'x.toml: key "davit.api.lisen": unknown key (expected one of: listen, stream_address, stream_port, ' +
-        "stream_idle_timeout, stream_enable_tls, stream_tls_cert, stream_tls_key, grpc_max_send_msg_size, " +
-        "grpc_max_recv_msg_size)",
+        "stream_idle_timeout, stream_token_ttl, stream_creation_timeout, stream_enable_tls, stream_tls_cert, " +
+        "stream_tls_key, grpc_max_send_msg_size, grpc_max_recv_msg_size)",
     },
     {
       name: "unknown table",
