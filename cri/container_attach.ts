@@ -6,6 +6,7 @@ import { FailedPrecondition, InvalidArgument } from "../lib/errors.ts";
 import { checkStreamFlags } from "./container_exec.ts";
 import type { Daemon } from "./daemon.ts";
 import type { UnaryHandler } from "./grpc_server.ts";
+import { outlivedMonitor } from "./orphans.ts";
 
 /** Handler for RuntimeService.Attach. */
 export function attach(daemon: Daemon): UnaryHandler {
@@ -14,6 +15,12 @@ export function attach(daemon: Daemon): UnaryHandler {
     checkStreamFlags(req);
     const c = await daemon.containers.get(req.container_id);
     if (c.state !== "running") throw new FailedPrecondition(`container ${c.id} is ${c.state}, not running`);
+    if (outlivedMonitor(c)) {
+      throw new FailedPrecondition(
+        `container ${c.id} cannot be attached to: the pod's monitor that held its stdin, stdout and stderr died ` +
+          `while it ran (it still runs, but its output is no longer logged)`,
+      );
+    }
     const spec = c.runtime.spec;
     if (Boolean(req.tty) !== Boolean(spec.tty)) {
       throw new InvalidArgument(

@@ -1,7 +1,8 @@
 /**
  * Containers: creating them (root filesystem, OCI spec, bundle, `create` through the pod's monitor), starting,
  * stopping with the stop signal then SIGKILL, removing, and keeping their exit status in the database as the
- * monitors report it. Work on one container is serialised; different containers proceed in parallel.
+ * monitors report it (or, for containers that outlived a killed monitor, as the OCI runtime does: orphans.ts).
+ * Work on one container is serialised; different containers proceed in parallel.
  * @module
  */
 import { DavitError, errorMessage, FailedPrecondition, InvalidArgument, NotFound } from "../lib/errors.ts";
@@ -15,6 +16,7 @@ import { containerReservedName, type ContainerSpec } from "./container_config.ts
 import { KeyedMutex } from "./keyed_mutex.ts";
 import type { MonitorSet } from "./monitors.ts";
 import { nowNanos, randomId } from "./ids.ts";
+import { Orphans, outlivedMonitor } from "./orphans.ts";
 import type { PodManager, PodRuntime } from "./pods.ts";
 
 /** What a container's runtime side consists of (stored with it). */
@@ -28,6 +30,11 @@ export interface ContainerRuntime {
   user?: { uid: number; gid: number; additionalGids: number[] };
   created?: boolean;
   pid?: number;
+  /**
+   * When davit found that the pod's monitor had died while this container lived (nanoseconds): its stdio is gone
+   * and its end is learnt from the OCI runtime (orphans.ts).
+   */
+  monitorLostAt?: string;
 }
 
 /** Everything spec generation gets (plain data). */
@@ -76,9 +83,11 @@ export class ContainerManager {
   readonly #lock = new KeyedMutex();
   readonly #creating = new Map<string, Promise<string>>();
   readonly #log = logger("containers");
+  readonly #orphans: Orphans;
 
   constructor(opts: ContainerManagerOptions) {
     this.#o = opts;
+    this.#orphans = new Orphans({ state: opts.state, runtimeFor: opts.runtimeFor });
   }
 
   #locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
@@ -92,24 +101,29 @@ export class ContainerManager {
     return this.#o.state.container<ContainerRuntime>(id)!;
   }
 
-  /** Brings the record up to date with what the monitor knows (an exit recorded while nobody asked). */
+  /**
+   * Brings the record up to date with what the monitor knows (an exit recorded while nobody asked). A container
+   * the pod's monitor does not know (it was started by a monitor that died and was replaced) or whose monitor is
+   * gone for good is followed through the OCI runtime from then on.
+   */
   async #refresh(id: string, known?: MonitorStatus): Promise<void> {
     const c = this.#o.state.container<ContainerRuntime>(id);
     if (!c || (c.state !== "running" && c.state !== "created")) return;
+    if (outlivedMonitor(c)) return await this.#orphans.check(id);
     let st = known;
     if (!st) {
       try {
         st = (await (await this.#o.monitors.client(c.podId)).status(id))[0];
       } catch (err) {
-        if (err instanceof NotFound) st = undefined;
-        else {
-          await this.#o.monitors.forgetClient(c.podId);
-          this.#log.debug("monitor unreachable while refreshing a container", {
-            container: id,
-            error: errorMessage(err),
-          });
-          return;
-        }
+        // The monitor was replaced, or is gone for good: so are the other containers of the pod it served.
+        if (err instanceof NotFound) return await this.#refreshPod(c.podId);
+        await this.#o.monitors.forgetClient(c.podId);
+        if (this.#o.monitors.gone(c.podId)) return await this.#refreshPod(c.podId);
+        this.#log.debug("monitor unreachable while refreshing a container", {
+          container: id,
+          error: errorMessage(err),
+        });
+        return;
       }
     }
     if (!st) return;
@@ -252,6 +266,12 @@ export class ContainerManager {
       if (cur.state !== "created") {
         throw new FailedPrecondition(`container ${c.id} is ${cur.state}, not created: it cannot be started`);
       }
+      if (outlivedMonitor(cur)) {
+        throw new FailedPrecondition(
+          `container ${c.id} cannot be started: the pod's monitor that held its stdout and stderr died, so its ` +
+            `output would go nowhere; remove it and create it again`,
+        );
+      }
       const pod = this.#o.state.pod<PodRuntime>(cur.podId)!;
       await this.#o.runtimeFor(pod.runtimeHandler).start(c.id);
       this.#o.state.updateContainer(c.id, { state: "running", startedAt: nowNanos() });
@@ -268,6 +288,28 @@ export class ContainerManager {
     await this.#refresh(id);
     const cur = this.#o.state.container<ContainerRuntime>(id)!;
     if (cur.state !== "running" && cur.state !== "created") return;
+    const signal = cur.runtime.spec.stopSignal || this.#imageStopSignal(cur) || "SIGTERM";
+    if (outlivedMonitor(cur)) return await this.#orphans.stop(id, signal, timeoutSec);
+    try {
+      await this.#stopThroughMonitor(cur, signal, timeoutSec);
+    } catch (err) {
+      // The monitor died during the stop: the container is then followed through the runtime.
+      // (NotFound: it was replaced meanwhile, and the new one does not know the container.)
+      if (!(err instanceof DavitError && (err.kind === "Unavailable" || err.kind === "NotFound"))) throw err;
+      await this.#o.monitors.forgetClient(cur.podId);
+      await this.#refresh(id);
+      const now = this.#o.state.container<ContainerRuntime>(id)!;
+      if (!outlivedMonitor(now)) throw err;
+      await this.#orphans.stop(id, signal, timeoutSec);
+    }
+  }
+
+  async #stopThroughMonitor(
+    cur: ContainerRecord<ContainerRuntime>,
+    signal: string,
+    timeoutSec: number,
+  ): Promise<void> {
+    const id = cur.id;
     const pod = this.#o.state.pod<PodRuntime>(cur.podId)!;
     const runtime = this.#o.runtimeFor(pod.runtimeHandler);
     const monitor = await this.#o.monitors.client(cur.podId);
@@ -276,7 +318,6 @@ export class ContainerManager {
         if (err instanceof DavitError && err.kind === "DeadlineExceeded") return false;
         throw err;
       });
-    const signal = cur.runtime.spec.stopSignal || this.#imageStopSignal(cur) || "SIGTERM";
     if (timeoutSec > 0 && cur.state === "running") {
       await runtime.kill(id, signal).catch((err) =>
         this.#log.debug("stop signal not delivered", { container: id, error: errorMessage(err) })
@@ -343,22 +384,53 @@ export class ContainerManager {
     for (const c of this.#o.state.containers(podId)) await this.remove(c.id);
   }
 
-  /** Every container, refreshed from the monitors. */
+  /**
+   * Every container, refreshed from the monitors (and from the OCI runtime for containers that outlived their
+   * monitor: those a pod's monitor does not know, and those of a monitor gone for good).
+   */
   async list(): Promise<ContainerRecord<ContainerRuntime>[]> {
     const all = this.#o.state.containers<ContainerRuntime>().filter((c) => c.state !== "creating");
     const live = all.filter((c) => c.state === "running" || c.state === "created");
-    const byPod = new Map<string, string[]>();
-    for (const c of live) byPod.set(c.podId, [...(byPod.get(c.podId) ?? []), c.id]);
-    await Promise.all([...byPod.keys()].map(async (podId) => {
-      try {
-        const statuses = await (await this.#o.monitors.client(podId)).status();
-        for (const st of statuses) await this.#refresh(st.container_id, st);
-      } catch (err) {
-        await this.#o.monitors.forgetClient(podId);
-        this.#log.debug("monitor unreachable while listing", { pod: podId, error: errorMessage(err) });
-      }
-    }));
+    const pods = new Set(live.filter((c) => !outlivedMonitor(c)).map((c) => c.podId));
+    await Promise.all([
+      ...[...pods].map((podId) => this.#refreshPod(podId)),
+      this.#orphans.checkMany(live.filter(outlivedMonitor).map((c) => c.id)),
+    ]);
     return live.length === 0 ? all : this.#o.state.containers<ContainerRuntime>().filter((c) => c.state !== "creating");
+  }
+
+  /**
+   * Refreshes the live containers of one pod from its monitor (started again if it died). Those it does not know,
+   * or all of them when the monitor is gone for good, outlived their monitor.
+   */
+  async #refreshPod(podId: string): Promise<void> {
+    const ids = this.#o.state.containers<ContainerRuntime>(podId)
+      .filter((c) => (c.state === "running" || c.state === "created") && !outlivedMonitor(c))
+      .map((c) => c.id);
+    if (ids.length === 0) return;
+    let statuses: MonitorStatus[];
+    try {
+      statuses = await (await this.#o.monitors.client(podId)).status();
+    } catch (err) {
+      await this.#o.monitors.forgetClient(podId);
+      if (this.#o.monitors.gone(podId)) {
+        for (const id of ids) await this.#orphans.adopt(id);
+        return;
+      }
+      this.#log.debug("monitor unreachable while refreshing a pod's containers", {
+        pod: podId,
+        error: errorMessage(err),
+      });
+      return;
+    }
+    for (const st of statuses) await this.#refresh(st.container_id, st);
+    const known = new Set(statuses.map((st) => st.container_id));
+    for (const id of ids) if (!known.has(id)) await this.#orphans.adopt(id);
+  }
+
+  /** Stops following containers that outlived their monitor (at daemon shutdown). */
+  async close(): Promise<void> {
+    await this.#orphans.close();
   }
 
   /** At start: remove containers whose creation a crash interrupted; refresh the rest from the monitors. */

@@ -459,6 +459,7 @@ export class Daemon {
       await Deno.remove(this.#backendPath).catch(() => {});
       this.#backendPath = "";
     }
+    await this.#containers?.close();
     await this.#monitors?.close();
     await this.#cni?.close();
     this.#cni = undefined;
