@@ -5,7 +5,7 @@
  * Work on one container is serialised; different containers proceed in parallel.
  * @module
  */
-import { DavitError, errorMessage, FailedPrecondition, InvalidArgument, NotFound } from "../lib/errors.ts";
+import { DavitError, errorMessage, FailedPrecondition, NotFound } from "../lib/errors.ts";
 import { logger } from "../lib/log.ts";
 import type { ImageService } from "../image/mod.ts";
 import type { ContainerRecord, OciRuntime, PodRecord, StateStore } from "../runtime/mod.ts";
@@ -208,7 +208,6 @@ export class ContainerManager {
         save();
         const runtime = this.#o.runtimeFor(pod.runtimeHandler);
         const monitor = await this.#o.monitors.client(pod.id);
-        if (spec.tty) throw new InvalidArgument("config.tty: terminals are not supported by the monitor yet");
         rt.pid = await monitor.create({
           container_id: id,
           runtime_path: runtime.path,
@@ -217,6 +216,7 @@ export class ContainerManager {
           bundle,
           log_path: rt.logPath,
           log_size_max: this.#o.logSizeMax,
+          terminal: spec.tty,
           stdin: spec.stdin,
           stdin_once: spec.stdinOnce,
         });

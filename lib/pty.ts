@@ -220,11 +220,35 @@ export interface PtyPair {
 }
 
 /**
+ * Puts a terminal in raw mode, as termios(3) describes cfmakeraw: no line editing, echo, signals or output
+ * processing; 8-bit characters; reads return as soon as one byte is there. Uses the TCGETS/TCSETS ioctls on the
+ * kernel's `struct termios` (four flag words, the line discipline byte, 19 control characters).
+ */
+export function setRawMode(fd: number): void {
+  const t = new Uint8Array(36);
+  const v = new DataView(t.buffer);
+  ioctl(fd, TCGETS, t);
+  const le = true;
+  v.setUint32(0, v.getUint32(0, le) & ~(0o1 | 0o2 | 0o10 | 0o40 | 0o100 | 0o200 | 0o400 | 0o2000), le); // iflag
+  v.setUint32(4, v.getUint32(4, le) & ~0o1, le); // oflag: OPOST
+  v.setUint32(8, (v.getUint32(8, le) & ~(0o60 | 0o400)) | 0o60, le); // cflag: CS8, no parity
+  v.setUint32(12, v.getUint32(12, le) & ~(0o10 | 0o100 | 0o2 | 0o1 | 0o100000), le); // lflag: ECHO ECHONL ICANON ISIG IEXTEN
+  t[17 + 6] = 1; // VMIN
+  t[17 + 5] = 0; // VTIME
+  ioctl(fd, TCSETS, t);
+}
+
+const TCGETS = 0x5401;
+const TCSETS = 0x5402;
+
+/**
  * Opens a new pseudoterminal (posix_openpt, unlockpt and ptsname by their ioctls) and its slave, both
  * close-on-exec and neither becoming a controlling terminal. Holding the slave open keeps the master from
- * reading EIO before another process (a child given the slave's path) has opened it.
+ * reading EIO before another process (a child given the slave's path) has opened it. With `raw`, the slave is put
+ * in raw mode before anyone uses it: a relay such as a foreground `runc exec -t` then passes every byte through,
+ * including ^D, which the container's own terminal (not this one) must interpret.
  */
-export function openPty(opts: { size?: WindowSize } = {}): PtyPair {
+export function openPty(opts: { size?: WindowSize; raw?: boolean } = {}): PtyPair {
   const master = openat(AT.FDCWD, "/dev/ptmx", O.RDWR | O.NOCTTY | O.NONBLOCK);
   let slave = -1;
   try {
@@ -234,6 +258,7 @@ export function openPty(opts: { size?: WindowSize } = {}): PtyPair {
     const slavePath = `/dev/pts/${n[0]}`;
     slave = openat(AT.FDCWD, slavePath, O.RDWR | O.NOCTTY);
     if (opts.size !== undefined) setWindowSize(master, opts.size);
+    if (opts.raw) setRawMode(slave);
     return { master: new Pty(master, { name: slavePath }), slave: new OwnedFd(slave), slavePath };
   } catch (err) {
     if (slave >= 0) close(slave);

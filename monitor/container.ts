@@ -5,7 +5,9 @@
  * The runtime is started with pipes as its stdout and stderr; `runc create` hands them to the container's init
  * and exits, and the monitor keeps the read ends. Nothing runs in the container before `<runtime> start`, so the
  * runtime's own messages are kept out of the container log with `--log <bundle>/runtime.log --log-format json`,
- * and the pipes are copied into the log only once `create` succeeded (on failure their text explains it).
+ * and the pipes are copied into the log only once `create` succeeded (on failure their text explains it). A
+ * container with a terminal gets it through `--console-socket` instead (terminal.ts, imported only then), and
+ * the runtime's pipes serve only to explain a failure.
  * @module
  */
 import { AlreadyExists, DeadlineExceeded, errorMessage, FailedPrecondition, InvalidArgument } from "../lib/errors.ts";
@@ -18,7 +20,10 @@ import { cgroupsPathFromConfig, findOomCounter, type OomCounter } from "./oom.ts
 import type { AttachParams, ContainerState, ContainerStatus, CreateParams } from "./protocol.ts";
 import { markCloseOnExec } from "../lib/libc.ts";
 import { AttachConn } from "./attach_conn.ts";
+import { type ContainerStdio, pipeStdio } from "./container_stdio.ts";
 import { StdioHub } from "./stdio_hub.ts";
+// Types only: the module itself is imported when a container with a terminal is created.
+import type { ConsoleHandOver } from "./terminal.ts";
 
 /** What every container of a monitor shares. */
 export interface ContainerContext {
@@ -29,7 +34,12 @@ export interface ContainerContext {
   drainGraceMs: number;
   /** Pids of processes the monitor spawned and Deno has not reaped yet (the orphan reaper leaves them alone). */
   spawned: Set<number>;
+  /** A path for a new console socket, never handed out before by this monitor (in its 0700 directory). */
+  consoleSocketPath: () => string;
 }
+
+/** How long a runtime's terminal may take to arrive once its `create` succeeded (it was sent before the exit). */
+const TERMINAL_GRACE_MS = 5000;
 
 /** Collects at most `max` bytes of a stream as text, giving up after `ms` (a leftover process may hold it). */
 async function readSome(stream: ReadableStream<Uint8Array>, max: number, ms: number): Promise<string> {
@@ -97,6 +107,7 @@ export class Container {
   readonly createdAt: string;
   readonly #ctx: ContainerContext;
   readonly #writer: LogWriter;
+  readonly #stdio: ContainerStdio;
   readonly #hub: StdioHub;
   readonly #initExe: string | undefined;
   readonly #exited: Promise<ExitRecord>;
@@ -107,7 +118,7 @@ export class Container {
   private constructor(
     p: CreateParams,
     ctx: ContainerContext,
-    child: Deno.ChildProcess,
+    stdio: ContainerStdio,
     pid: number,
     writer: LogWriter,
     oom: OomCounter | undefined,
@@ -117,19 +128,22 @@ export class Container {
     this.createdAt = formatTimestamp(nowNs());
     this.#ctx = ctx;
     this.#writer = writer;
+    this.#stdio = stdio;
     this.#hub = new StdioHub({
       containerId: p.container_id,
-      stdin: p.stdin ? child.stdin.getWriter() : undefined,
+      stdin: stdio.stdin,
       stdinOnce: p.stdin_once,
+      ...(stdio.resize !== undefined ? { resize: stdio.resize } : {}),
       log: ctx.log,
     });
     this.#initExe = readExe(pid);
     const onError = (err: unknown, what: string) => ctx.log.warn("container log", { id: this.id, what, err });
     const hub = this.#hub;
-    this.#pumps = Promise.all([
-      pumpStream(child.stdout, { name: "stdout", writer, onError, onChunk: (c) => hub.output("stdout", c) }),
-      pumpStream(child.stderr, { name: "stderr", writer, onError, onChunk: (c) => hub.output("stderr", c) }),
-    ]).then(() => {});
+    this.#pumps = Promise.all(
+      stdio.outputs.map(({ name, stream }) =>
+        pumpStream(stream, { name, writer, onError, onChunk: (c) => hub.output(name, c) })
+      ),
+    ).then(() => stdio.close());
     const baseline = oom?.read() ?? 0;
     this.#exited = this.#reap(oom, baseline);
   }
@@ -137,7 +151,7 @@ export class Container {
   /**
    * Runs `<runtime> create` for `p` and starts supervising the container; resolves once the runtime succeeded.
    * Throws DeadlineExceeded past `timeout_ms`, FailedPrecondition (AlreadyExists for a taken ID) when the runtime
-   * refused, InvalidArgument when the log file cannot be opened.
+   * refused or sent no terminal, InvalidArgument when the log file cannot be opened.
    */
   static async create(p: CreateParams, ctx: ContainerContext): Promise<Container> {
     let writer: LogWriter;
@@ -155,7 +169,25 @@ export class Container {
     const runtimeLog = `${p.bundle}/runtime.log`;
     const signal = AbortSignal.timeout(p.timeout_ms);
     const args = [...p.runtime_args, "--root", p.runtime_root, "--log", runtimeLog, "--log-format", "json"];
-    args.push("create", "--bundle", p.bundle, "--pid-file", pidFile, p.container_id);
+    args.push("create", "--bundle", p.bundle, "--pid-file", pidFile);
+    const what = `${p.runtime_path} create ${JSON.stringify(p.container_id)}`;
+    let consoleSock: ConsoleHandOver | undefined;
+    let terminal: typeof import("./terminal.ts") | undefined;
+    if (p.terminal) {
+      try {
+        terminal = await import("./terminal.ts");
+        consoleSock = terminal.ConsoleHandOver.listen(ctx.consoleSocketPath(), signal);
+      } catch (err) {
+        writer.close();
+        throw new FailedPrecondition(`Cannot listen for the terminal of ${what}: ${errorMessage(err)}`, {
+          cause: err,
+        });
+      }
+      args.push("--console-socket", consoleSock.path);
+    }
+    args.push(p.container_id);
+    // With a terminal, the runtime's stdin is not the container's: the terminal is.
+    const pipedStdin = p.stdin && consoleSock === undefined;
     let child: Deno.ChildProcess;
     try {
       // The container inherits what runc inherits: nothing but its stdio.
@@ -163,13 +195,14 @@ export class Container {
       child = new Deno.Command(p.runtime_path, {
         args,
         cwd: p.bundle,
-        stdin: p.stdin ? "piped" : "null",
+        stdin: pipedStdin ? "piped" : "null",
         stdout: "piped",
         stderr: "piped",
         signal,
       }).spawn();
     } catch (err) {
       writer.close();
+      await consoleSock?.abandon();
       throw new FailedPrecondition(`Cannot run ${p.runtime_path}: ${errorMessage(err)}`, { cause: err });
     }
     ctx.spawned.add(child.pid);
@@ -177,13 +210,27 @@ export class Container {
     ctx.log.debug("runtime create", { id: p.container_id, code: status.code, signal: status.signal });
     if (!status.success) {
       const [out, err] = await Promise.all([readSome(child.stdout, 4096, 1000), readSome(child.stderr, 4096, 1000)]);
-      if (p.stdin) await child.stdin.close().catch(() => {});
+      if (pipedStdin) await child.stdin.close().catch(() => {});
       writer.close();
-      const what = `${p.runtime_path} create ${JSON.stringify(p.container_id)}`;
+      await consoleSock?.abandon();
       if (signal.aborted) throw new DeadlineExceeded(`${what} did not finish within ${p.timeout_ms} ms`);
       const detail = runtimeLogErrors(runtimeLog) || err || out || `exit code ${status.code}`;
       if (/already exists|exists already/i.test(detail)) throw new AlreadyExists(`${what} failed: ${detail}`);
       throw new FailedPrecondition(`${what} failed: ${detail}`);
+    }
+    let stdio: ContainerStdio;
+    if (consoleSock === undefined || terminal === undefined) {
+      stdio = pipeStdio(child, p.stdin);
+    } else {
+      // The runtime's pipes went to no one but the runtime, which has exited: only a failure would need them.
+      await Promise.all([child.stdout.cancel(), child.stderr.cancel()]).catch(() => {});
+      try {
+        const pty = await consoleSock.take(what, TERMINAL_GRACE_MS);
+        stdio = terminal.terminalStdio(pty, { containerId: p.container_id, stdin: p.stdin, log: ctx.log });
+      } catch (err) {
+        writer.close();
+        throw err;
+      }
     }
     let pid: number;
     try {
@@ -191,6 +238,7 @@ export class Container {
       if (!Number.isSafeInteger(pid) || pid <= 0) throw new TypeError(`bad pid file content`);
     } catch (err) {
       writer.close();
+      await stdio.close();
       throw new FailedPrecondition(
         `Cannot read the pid of container ${JSON.stringify(p.container_id)}: ${errorMessage(err)}`,
         {
@@ -201,7 +249,7 @@ export class Container {
     const cgroupsPath = readCgroupsPath(p.bundle);
     const oom = cgroupsPath === undefined ? undefined : findOomCounter(cgroupsPath);
     if (oom === undefined) ctx.log.debug("no OOM counter", { id: p.container_id, cgroupsPath });
-    return new Container(p, ctx, child, pid, writer, oom);
+    return new Container(p, ctx, stdio, pid, writer, oom);
   }
 
   /** True until the exit is recorded. */
@@ -279,10 +327,14 @@ export class Container {
     return ac;
   }
 
-  /** Releases the log file and stdin of an exited container (forget). The pipes are still read to their end. */
+  /**
+   * Releases the log file and stdin of an exited container (forget). Pipes are still read to their end; a
+   * terminal is closed (a process that escaped the container may still hold its slave).
+   */
   release(): void {
     this.#writer.close();
     this.#hub.closeStdin();
+    void this.#stdio.close();
   }
 
   async #reap(oom: OomCounter | undefined, baseline: number): Promise<ExitRecord> {

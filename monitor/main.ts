@@ -6,7 +6,8 @@
  *     davit monitor --help
  *
  * DIR is the pod's monitor directory under the runroot, created 0700 if missing; the monitor owns
- * `DIR/monitor.sock` (the protocol socket, 0600), `DIR/monitor.pid`, `DIR/monitor.log` and `DIR/exits/`.
+ * `DIR/monitor.sock` (the protocol socket, 0600), `DIR/monitor.pid`, `DIR/monitor.log`, `DIR/exits/`, and for
+ * the moment `<runtime> create` of a container with a terminal runs, its console socket `DIR/c-<n>.sock`.
  * Exit status: 0 after `shutdown`, 1 when it cannot start (e.g. another monitor serves DIR), 2 for a bad command line.
  *
  * Start-up order: the log file replaces stdin/stdout/stderr (so the monitor outlives the daemon that started it
@@ -83,7 +84,7 @@ export async function main(args: string[]): Promise<number> {
       log.error("another monitor serves this directory", { dir });
       return 1;
     }
-    server = new MonitorServer({ podId, exitsDir: paths.exits, log });
+    server = new MonitorServer({ podId, dir, exitsDir: paths.exits, log });
     writePidFile(paths.pid);
     try {
       Deno.removeSync(paths.socket);

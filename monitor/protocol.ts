@@ -46,11 +46,14 @@ import type { ExitReason, ExitRecord } from "./exit_file.ts";
 /**
  * The protocol version, reported by `ping`. The protocol only grows compatibly (requests keep their meaning), and
  * the version is incremented with each addition, so a daemon uses an op when the monitor's version is at least the
- * one that brought it: 1, the first set; 2, `attach` ({@link ATTACH_SINCE_VERSION}).
+ * one that brought it: 1, the first set; 2, `attach` ({@link ATTACH_SINCE_VERSION}); 3, `create` with `terminal`
+ * ({@link TERMINAL_SINCE_VERSION}).
  */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 /** The first protocol version with `attach`. */
 export const ATTACH_SINCE_VERSION = 2;
+/** The first protocol version whose `create` accepts `terminal: true` (older monitors refuse it: Unimplemented). */
+export const TERMINAL_SINCE_VERSION = 3;
 /** The longest request line the monitor reads. */
 export const MAX_REQUEST_BYTES = 64 * 1024;
 /** The longest response line the client reads (a `status` of many containers). */
@@ -85,11 +88,14 @@ export interface CreateParams {
   log_path: string;
   /** Size limit of the log file in bytes; 0 or negative for none, otherwise at least 8192 (CRI-O's rule). */
   log_size_max: number;
-  /** Allocate a terminal: not supported yet (refused with Unimplemented). */
+  /**
+   * Give the container a terminal (its config.json must say `process.terminal: true`): the runtime sends the pty
+   * master to a console socket in the monitor directory, and the terminal replaces stdin, stdout and stderr.
+   */
   terminal: boolean;
-  /** Give the container a stdin pipe held by the monitor (for attach). */
+  /** Give the container a stdin held by the monitor (for attach): a pipe, or the terminal's input. */
   stdin: boolean;
-  /** Close that pipe after the first attach session ends. */
+  /** Close that stdin after the first attach session ends it (for a terminal: send EOT, then stop forwarding). */
   stdin_once: boolean;
   /** Deadline for `<runtime> create`, default 60 s, at most 10 min. */
   timeout_ms: number;
@@ -221,7 +227,6 @@ function parseCreate(id: number, o: Obj): Request {
     );
   }
   const terminal = bool(o, "terminal", "create");
-  if (terminal) throw new Unimplemented("create: terminal containers are not supported by this monitor yet");
   const stdin = bool(o, "stdin", "create");
   const stdinOnce = bool(o, "stdin_once", "create");
   if (stdinOnce && !stdin) throw new InvalidArgument(`create: "stdin_once" needs "stdin"`);

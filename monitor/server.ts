@@ -34,6 +34,8 @@ import { reapUnknownZombies } from "./reaper.ts";
 /** Options for {@link MonitorServer}. */
 export interface MonitorServerOptions {
   podId: string;
+  /** The monitor directory (0700): console sockets of containers with a terminal are made there. */
+  dir: string;
   /** `DIR/exits`. */
   exitsDir: string;
   log: Logger;
@@ -61,11 +63,14 @@ export class MonitorServer {
 
   constructor(opts: MonitorServerOptions) {
     this.podId = opts.podId;
+    let consoles = 0;
     this.#ctx = {
       exitsDir: opts.exitsDir,
       log: opts.log,
       drainGraceMs: opts.drainGraceMs ?? 2000,
       spawned: new Set(),
+      // Short (unix socket paths hold 107 bytes) and never reused by this process, so concurrent creates differ.
+      consoleSocketPath: () => `${opts.dir}/c-${++consoles}.sock`,
     };
     const { records, bad } = listExitFiles(opts.exitsDir);
     for (const rec of records) this.#recovered.set(rec.container_id, rec);

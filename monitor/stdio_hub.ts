@@ -1,14 +1,15 @@
 /**
  * A container's stdio as attach sessions share it: output fanned out to every attached session (after the log has
- * it), stdin from any session with stdin fed into the one pipe the monitor holds, and the `stdin_once` rule.
+ * it), stdin from any session with stdin fed into the one stdin the monitor holds (a pipe, or the terminal), and
+ * the `stdin_once` rule.
  *
  * Stdin rules (the kubelet's, as CRI-O and Docker apply them): with `stdin_once`, the container's stdin is closed
  * for good when the first session that attached with stdin ends its stdin (STDIN_CLOSE) or goes away; without it,
  * stdin stays open across sessions, and a session that ends its stdin or detaches only stops writing. Data for a
  * stdin that is closed is dropped. A session never stops the container.
  *
- * A container with a terminal will route output as `stdout` only and pass resizes to its console through
- * {@link StdioHubOptions.resize}; pipes have no size, so resizes are ignored.
+ * A container with a terminal has one output, routed as `stdout`, a stdin that is the terminal's input, and a size:
+ * resizes reach it through {@link StdioHubOptions.resize}. Pipes have no size, so resizes are ignored.
  * @module
  */
 import { errorMessage } from "../lib/errors.ts";
@@ -31,7 +32,7 @@ export interface AttachSink {
 /** Options for {@link StdioHub}. */
 export interface StdioHubOptions {
   containerId: string;
-  /** The write end of the container's stdin pipe, when it was created with stdin. */
+  /** The container's stdin (a pipe's write end, or its terminal's input), when it was created with stdin. */
   stdin?: WritableStreamDefaultWriter<Uint8Array> | undefined;
   stdinOnce?: boolean;
   /** Applies a terminal size (containers with a terminal); absent for pipes, whose resizes are ignored. */
@@ -64,7 +65,7 @@ export class StdioHub {
     this.#log = opts.log;
   }
 
-  /** True while the container's stdin pipe is open. */
+  /** True while the container's stdin is open. */
   get stdinOpen(): boolean {
     return this.#stdin !== undefined;
   }

@@ -37,6 +37,12 @@ export interface InteractiveExecLaunch {
    * Without it, the PID in `pidFile` gets SIGKILL.
    */
   killInternal?(pid: number): Promise<void>;
+  /**
+   * The runtime relays between the daemon's terminal and the container's (runc, crun): the daemon's side is put in
+   * raw mode first, so ^D and other control bytes reach the container's terminal instead of being taken by this
+   * one before the runtime sets it raw. False for runsc, which hands the terminal itself to the sandbox.
+   */
+  relaysTerminal?: boolean;
   /** Parent of the exec's private temporary directory; the system's by default. */
   tmpDir?: string;
 }
@@ -99,7 +105,10 @@ export async function startInteractiveExec(
     const argv = await launch.argv(files);
     let child: Deno.ChildProcess;
     if (opts.tty) {
-      pair = openPty(opts.initialSize !== undefined ? { size: opts.initialSize } : {});
+      pair = openPty({
+        raw: launch.relaysTerminal ?? true,
+        ...(opts.initialSize !== undefined ? { size: opts.initialSize } : {}),
+      });
       markCloseOnExec();
       child = new Deno.Command("/bin/sh", {
         args: ["-c", ON_TERMINAL, pair.slavePath, ...argv],

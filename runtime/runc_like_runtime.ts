@@ -251,6 +251,7 @@ export class RuncLikeRuntime implements OciRuntime {
     const tmpDir = opts.tmpDir ?? this.#opts.tmpDir;
     return await startInteractiveExec({
       what: `${this.name} exec ${id}`,
+      relaysTerminal: !this.#isRunsc,
       argv: async ({ dir, logPath, pidFile, internalPidFile }) => {
         const argv = [this.#opts.path, ...this.globalArgs(), "--log", logPath, "exec", "--pid-file", pidFile];
         if (this.#isRunsc) argv.push("--internal-pid-file", internalPidFile);

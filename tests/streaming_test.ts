@@ -162,6 +162,17 @@ Deno.test("exec, attach and port-forward over SPDY and WebSocket", async (t) => 
     });
     assertStringIncludes(ws.stdout, "size 40 100");
     assertEquals(ws.exitCode, 4);
+    // Closing stdin at once is end of file to the container's terminal, not swallowed on the daemon's side.
+    const cat = await spdyRemote(await execUrl(["cat"], { tty: true, stdout: true, stdin: true }), {
+      tty: true,
+      stdout: true,
+      stdin: enc.encode("typed\n"),
+      resize: [{ Width: 80, Height: 24 }],
+    });
+    assertEquals([cat.stdout.replaceAll("\r", "").split("\n").filter((l) => l === "typed").length, cat.exitCode], [
+      2,
+      0,
+    ]);
   });
 
   await t.step("attach: output from the container, stdin to it, stdin_once ends it", async () => {
