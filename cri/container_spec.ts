@@ -1,7 +1,7 @@
 /**
  * From a validated CreateContainer request, its pod and its image to the plain inputs of runtime/'s spec
  * generation, reading the few host facts it needs (a Localhost seccomp profile, davit's own oom_score_adj, the
- * cgroup layout, mount propagation of bind sources).
+ * cgroup layout, mount propagation of bind sources, the PID namespace a pid POD or TARGET container joins).
  * @module
  */
 import type { Config } from "../lib/config.ts";
@@ -10,6 +10,7 @@ import { parseImageConfig } from "../image/mod.ts";
 import { generateSpec, parseMountInfo, readCgroupLayout, type SeccompProfile, type SpecInput } from "../runtime/mod.ts";
 import type { ContainerRuntime, SpecBuilder, SpecContext } from "./containers.ts";
 import type { Message } from "./grpc_server.ts";
+import type { PidNamespaces } from "./pid_namespace.ts";
 
 async function ownOomScoreAdj(): Promise<number> {
   const text = await Deno.readTextFile("/proc/self/oom_score_adj").catch(() => "0");
@@ -52,8 +53,14 @@ function propagationOf(mountinfo: string): (hostPath: string) => "shared" | "sla
   };
 }
 
+/** What the spec builder reads besides the configuration. */
+export interface SpecBuilderOptions {
+  /** Where pid POD and TARGET containers' PID namespaces come from; without it both modes are refused. */
+  pidNamespaces?: PidNamespaces;
+}
+
 /** The spec builder for a daemon configuration. */
-export function specBuilder(config: Config): SpecBuilder {
+export function specBuilder(config: Config, opts: SpecBuilderOptions = {}): SpecBuilder {
   return async (ctx: SpecContext) => {
     const c = ctx.container;
     const linux: Message = c.linux ?? {};
@@ -84,14 +91,13 @@ export function specBuilder(config: Config): SpecBuilder {
     const pod = ctx.pod.runtime;
     const nsOpts: Message = sc.namespace_options ?? {};
     const pidMode = (nsOpts.pid as SpecInput["pod"]["pidMode"] | undefined) ?? "CONTAINER";
-    let targetPidNamespace: string | undefined;
-    if (pidMode === "TARGET") {
-      throw new InvalidArgument("linux.security_context.namespace_options.pid TARGET is not supported yet");
-    }
-    if (pidMode === "POD") {
-      throw new InvalidArgument(
-        "linux.security_context.namespace_options.pid POD (a shared pid namespace) is not supported yet",
-      );
+    let podPidNamespace: string | undefined, targetPidNamespace: string | undefined;
+    if (pidMode === "POD" || pidMode === "TARGET") {
+      if (!opts.pidNamespaces) {
+        throw new InvalidArgument(`linux.security_context.namespace_options.pid ${pidMode} is not supported here`);
+      }
+      if (pidMode === "POD") podPidNamespace = await opts.pidNamespaces.pod(ctx.pod);
+      else targetPidNamespace = await opts.pidNamespaces.target(ctx.pod, String(nsOpts.target_id ?? ""));
     }
     const masked: string[] = sc.masked_paths ?? [];
     const readonly: string[] = sc.readonly_paths ?? [];
@@ -160,6 +166,7 @@ export function specBuilder(config: Config): SpecBuilder {
         hostname: pod.spec.hostname,
         namespaces: pod.namespaces ?? {},
         pidMode,
+        ...(podPidNamespace ? { podPidNamespace } : {}),
         ...(targetPidNamespace ? { targetPidNamespace } : {}),
         ...(pod.files ? { files: pod.files } : {}),
         ...(pod.shm ? { shm: pod.shm } : {}),

@@ -21,6 +21,8 @@ import { PodManager } from "./pods.ts";
 import { ContainerManager } from "./containers.ts";
 import { MonitorSet } from "./monitors.ts";
 import { specBuilder } from "./container_spec.ts";
+import { InfraManager } from "./pod_infra.ts";
+import { pidNamespaces } from "./pid_namespace.ts";
 import { createContainer } from "./container_create.ts";
 import { startContainer } from "./container_start.ts";
 import { stopContainer } from "./container_stop.ts";
@@ -168,9 +170,9 @@ export class Daemon {
     return this.#pods;
   }
 
-  /** The ID of a container created from the image, if any. */
+  /** The ID of a container created from the image, if any (a pod's infra process counts, under the pod's ID). */
   containerUsingImage(imageId: string): string | undefined {
-    return this.#state?.containerUsingImage(imageId);
+    return this.#state?.containerUsingImage(imageId) ?? this.#pods?.infraUsingImage(imageId);
   }
 
   /** Every configured runtime handler. */
@@ -232,8 +234,18 @@ export class Daemon {
       else this.log.warn("runtime handler unusable", { handler: h.name, reason: bin.reason });
     }
     this.#monitors = new MonitorSet(cfg.runroot, cfg.log_level);
+    const rootfs = new RootfsManager(this.#images.store, cfg.root);
+    const infra = new InfraManager({
+      images: this.#images,
+      rootfs,
+      monitors: this.#monitors,
+      runtimeFor: (h) => this.runtimeFor(h),
+      runroot: cfg.runroot,
+      pauseImage: cfg.image.pause_image,
+    });
     this.#pods = new PodManager({
       monitors: this.#monitors,
+      infra,
       containers: {
         stopAll: (podId, timeout) => this.containers.stopAll(podId, timeout),
         removeAll: (podId) => this.containers.removeAll(podId),
@@ -288,10 +300,12 @@ export class Daemon {
       state: this.#state,
       pods: this.#pods,
       images: this.#images,
-      rootfs: new RootfsManager(this.#images.store, cfg.root),
+      rootfs,
       monitors: this.#monitors,
       runtimeFor: (h) => this.runtimeFor(h),
-      buildSpec: specBuilder(this.#config),
+      buildSpec: specBuilder(this.#config, {
+        pidNamespaces: pidNamespaces({ infra, container: (id) => this.containers.get(id) }),
+      }),
       runroot: cfg.runroot,
       logDir: cfg.log_dir,
       logSizeMax: cfg.runtime.log_size_max,

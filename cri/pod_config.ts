@@ -111,7 +111,9 @@ export function validatePodConfig(config: Message | null | undefined): PodSpec {
     cgroupParent: str(linux.cgroup_parent),
     sysctls: { ...(linux.sysctls ?? {}) },
     network: mode(ns.network),
-    pid: mode(ns.pid),
+    // Without any namespace_options the pod's processes do not share a PID namespace (what the kubelet asks for a
+    // pod without shareProcessNamespace): only a pod that asks for pid POD pays for an infra process.
+    pid: sc.namespace_options ? mode(ns.pid) : "CONTAINER",
     ipc: mode(ns.ipc),
     privileged: Boolean(sc.privileged),
   };

@@ -31,6 +31,16 @@ Deno.test("pod config", async (t) => {
     assertEquals([spec.hostname, spec.network, spec.ipc], ["p", "POD", "POD"]);
     assertEquals(podReservedName(spec), "p_n_u_1");
   });
+  await t.step("pid: CONTAINER without namespace_options, else as asked (proto3's default POD included)", () => {
+    const sc = (ns: Record<string, unknown>) => ({ ...base, linux: { security_context: { namespace_options: ns } } });
+    assertEquals(validatePodConfig(base).pid, "CONTAINER");
+    assertEquals(validatePodConfig({ ...base, linux: { security_context: {} } }).pid, "CONTAINER");
+    assertEquals(validatePodConfig(sc({ pid: "POD" })).pid, "POD");
+    assertEquals(validatePodConfig(sc({ network: "NODE" })).pid, "POD");
+    assertEquals(validatePodConfig(sc({ pid: "NODE" })).pid, "NODE");
+    assertEquals(validatePodConfig(sc({ pid: "CONTAINER" })).pid, "CONTAINER");
+    assertThrows(() => validatePodConfig(sc({ pid: "TARGET" })), InvalidArgument, "pid TARGET");
+  });
   await t.step("refusals name the field", () => {
     assertThrows(
       () => validatePodConfig({ metadata: { name: "p", namespace: "", uid: "u" } }),

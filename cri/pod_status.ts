@@ -57,6 +57,17 @@ export function podSandboxStatus(daemon: Daemon): UnaryHandler {
           files: pod.runtime.files ?? {},
           shm: pod.runtime.shm ?? "",
           monitorDir: pod.runtime.monitorDir ?? "",
+          // Only pods with a shared PID namespace have one.
+          ...(pod.runtime.infra
+            ? {
+              infra: {
+                id: pod.runtime.infra.id,
+                pid: pod.runtime.infra.pid ?? 0,
+                imageId: pod.runtime.infra.imageId ?? "",
+                stopped: Boolean(pod.runtime.infra.stopped),
+              },
+            }
+            : {}),
         }),
       };
     }

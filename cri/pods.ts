@@ -1,7 +1,8 @@
 /**
- * Pod sandboxes: creating a pod's namespaces, files, /dev/shm, cgroup, monitor and network, stopping and removing
- * them, reporting their state, and putting things right after a crash. Work on one pod is serialised; different
- * pods proceed in parallel. Every step records what it made so a failure (or a crash) undoes exactly that.
+ * Pod sandboxes: creating a pod's namespaces, files, /dev/shm, cgroup, monitor, network and (for a shared PID
+ * namespace only) infra process, stopping and removing them, reporting their state, and putting things right after
+ * a crash. Work on one pod is serialised; different pods proceed in parallel. Every step records what it made so a
+ * failure (or a crash) undoes exactly that.
  * @module
  */
 import { errorMessage, FailedPrecondition, InvalidArgument, NotFound } from "../lib/errors.ts";
@@ -23,6 +24,7 @@ import type { PodRecord, StateStore } from "../runtime/mod.ts";
 import { nowNanos, randomId } from "./ids.ts";
 import { KeyedMutex } from "./keyed_mutex.ts";
 import { podReservedName, type PodSpec } from "./pod_config.ts";
+import type { InfraRecord, PodInfra } from "./pod_infra.ts";
 
 /** What a pod's runtime side consists of; stored with the pod so removal and recovery know what to undo. */
 export interface PodRuntime {
@@ -36,6 +38,8 @@ export interface PodRuntime {
   ips?: string[];
   networkSetUp?: boolean;
   monitorDir?: string;
+  /** The infra process holding the pod's shared PID namespace (pods with `pid` POD only). */
+  infra?: InfraRecord;
 }
 
 /** The pod network, filled in by CNI; without it pods get loopback only. */
@@ -59,6 +63,8 @@ export interface PodManagerOptions {
   defaultRuntime: string;
   network?: PodNetwork;
   monitors?: PodMonitors;
+  /** Infra processes, for pods that share a PID namespace. */
+  infra?: PodInfra;
   /** Stops and removes a pod's containers (the container side registers it). */
   containers?: {
     stopAll(podId: string, timeoutSec: number): Promise<void>;
@@ -112,6 +118,11 @@ export class PodManager {
   }
 
   async #create(spec: PodSpec, handler: string, name: string): Promise<string> {
+    // A shared PID namespace needs the pause image: made sure of before anything of the pod exists to undo.
+    if (spec.pid === "POD") {
+      if (!this.#o.infra) throw new FailedPrecondition("a shared PID namespace (pid POD) needs an infra process");
+      await this.#o.infra.prepare();
+    }
     const id = randomId();
     const rt: PodRuntime = { spec };
     this.#o.state.addPod({
@@ -126,6 +137,7 @@ export class PodManager {
     const save = () => this.#o.state.updatePod(id, { runtime: { ...rt } });
     const runroot = this.#o.runroot;
     return await this.locked(id, async () => {
+      let infra: Promise<void> | undefined;
       try {
         // The monitor is a separate process whose start-up overlaps with the namespace work.
         const monitor = this.#o.monitors?.start(id);
@@ -152,6 +164,22 @@ export class PodManager {
           rt.ownsCgroup = true;
         }
         save();
+        if (spec.pid === "POD" && this.#o.infra) {
+          // Recorded before any of it exists, so a crash at any point leaves a record recovery undoes.
+          const rec = rt.infra = { id };
+          save();
+          const pod = {
+            id,
+            runtimeHandler: handler,
+            hostname: spec.hostname,
+            namespaces: rt.namespaces,
+            cgroup: rt.cgroup,
+          };
+          // The infra is made while CNI sets the network up and the monitor starts (it waits for the monitor only to
+          // have it run `create`).
+          infra = this.#o.infra.start(pod, rec, save, monitor ? { monitorReady: monitor } : {});
+          infra.catch(() => {});
+        }
         if (spec.network !== "NODE" && this.#o.network && rt.namespaces.net) {
           rt.networkSetUp = true;
           save();
@@ -159,13 +187,16 @@ export class PodManager {
         }
         // Awaited last: the monitor's start-up (a new process) overlaps with all the work above.
         if (monitor) rt.monitorDir = (await monitor).dir;
+        await infra;
         rt.ips ??= [];
         this.#o.state.updatePod(id, { state: "ready", runtime: { ...rt } });
         this.#log.debug("pod ready", { pod: id, name });
         return id;
       } catch (err) {
         this.#log.warn("pod creation failed; undoing it", { pod: id, name, error: errorMessage(err) });
-        await this.#teardown(id, rt).catch((e) =>
+        // The infra's creation may still run beside a failed network set-up: undo it only once it settled.
+        await infra?.catch(() => {});
+        await this.#teardown(id, handler, rt).catch((e) =>
           this.#log.error("undoing a failed pod left something", { pod: id, error: errorMessage(e) })
         );
         this.#o.state.deletePod(id);
@@ -175,7 +206,7 @@ export class PodManager {
   }
 
   /** Releases everything a pod's runtime record says was made; each step is idempotent. */
-  async #teardown(id: string, rt: PodRuntime): Promise<void> {
+  async #teardown(id: string, handler: string, rt: PodRuntime): Promise<void> {
     const problems: string[] = [];
     const step = async (what: string, fn: () => Promise<unknown>) => {
       try {
@@ -190,6 +221,9 @@ export class PodManager {
         () =>
           this.#o.network!.tearDown({ id, spec: rt.spec, ...(rt.namespaces?.net ? { netns: rt.namespaces.net } : {}) }),
       );
+    }
+    if (rt.infra && this.#o.infra) {
+      await step("infra", () => this.#o.infra!.remove({ id, runtimeHandler: handler }, rt.infra!));
     }
     if (this.#o.monitors) await step("monitor", () => this.#o.monitors!.stop(id));
     await step("shm", () => unmountPodShm(this.#o.runroot, id));
@@ -214,6 +248,11 @@ export class PodManager {
       // The kubelet stops containers with their grace period first; what still runs now is killed (CRI: "forcibly").
       await this.#o.containers?.stopAll(cur.id, 0);
       const rt = cur.runtime;
+      // The infra after the containers: its end would kill whatever still ran in its PID namespace, unrecorded.
+      if (rt.infra && this.#o.infra) {
+        await this.#o.infra.stop({ id: cur.id, runtimeHandler: cur.runtimeHandler }, rt.infra);
+        this.#o.state.updatePod(cur.id, { runtime: { ...rt } });
+      }
       if (rt.networkSetUp && this.#o.network) {
         await this.#o.network.tearDown({
           id: cur.id,
@@ -240,9 +279,14 @@ export class PodManager {
       const cur = this.#o.state.pod<PodRuntime>(pod.id);
       if (!cur) return;
       await this.#o.containers?.removeAll(cur.id);
-      await this.#teardown(cur.id, cur.runtime);
+      await this.#teardown(cur.id, cur.runtimeHandler, cur.runtime);
       this.#o.state.deletePod(cur.id);
     });
+  }
+
+  /** The pod whose infra process runs from the image, if any (its runtime ID is the pod's ID). */
+  infraUsingImage(imageId: string): string | undefined {
+    return this.#o.state.pods<PodRuntime>().find((p) => p.runtime.infra?.imageId === imageId)?.id;
   }
 
   /** At start: finish or undo what a crash interrupted, and mark pods whose namespaces vanished (a reboot). */
@@ -250,7 +294,7 @@ export class PodManager {
     for (const pod of this.#o.state.pods<PodRuntime>()) {
       if (pod.state === "creating") {
         this.#log.warn("removing a pod whose creation was interrupted", { pod: pod.id });
-        await this.#teardown(pod.id, pod.runtime).catch((e) =>
+        await this.#teardown(pod.id, pod.runtimeHandler, pod.runtime).catch((e) =>
           this.#log.error("cleanup left something", { pod: pod.id, error: errorMessage(e) })
         );
         for (const c of this.#o.state.containers(pod.id)) this.#o.state.deleteContainer(c.id);

@@ -76,6 +76,8 @@ export {
   generateSpec,
 } from "./spec.ts";
 export type { OciSpec, SpecInput, SpecMount, SpecOpt } from "./spec.ts";
+export { INFRA_ANNOTATION, infraSpec } from "./infra_spec.ts";
+export type { InfraSpecInput } from "./infra_spec.ts";
 export { computeArgs, mergeEnv, parseGroup, parsePasswd, resolveUser } from "./spec_user.ts";
 export type { ResolvedUser, UserRequest } from "./spec_user.ts";
 export { allowedSyscalls, defaultSeccompProfile } from "./seccomp.ts";

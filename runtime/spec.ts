@@ -109,7 +109,9 @@ export interface SpecInput {
     hostname: string;
     namespaces: { net?: string; ipc?: string; uts?: string };
     pidMode: "POD" | "CONTAINER" | "NODE" | "TARGET";
+    /** POD: the pod's PID namespace to join, `/proc/<infra pid>/ns/pid`. */
     podPidNamespace?: string;
+    /** TARGET: the target container's PID namespace to join, `/proc/<its init pid>/ns/pid`. */
     targetPidNamespace?: string;
     files?: { hostname: string; hosts: string; resolvConf: string };
     shm?: string;
@@ -343,7 +345,11 @@ export const withNamespaces: SpecOpt = (spec, input) => {
       ns.push({ type: "pid" });
       break;
     case "POD":
-      ns.push(input.pod.podPidNamespace ? { type: "pid", path: input.pod.podPidNamespace } : { type: "pid" });
+      // A pod's shared PID namespace is its infra process's: without its path there is nothing to share.
+      if (!input.pod.podPidNamespace) {
+        throw new InvalidArgument("namespace_options.pid POD needs the pod's PID namespace (its infra process)");
+      }
+      ns.push({ type: "pid", path: input.pod.podPidNamespace });
       break;
     case "TARGET":
       if (!input.pod.targetPidNamespace) throw new InvalidArgument("namespace_options.pid TARGET needs target_id");

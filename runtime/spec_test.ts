@@ -217,3 +217,36 @@ Deno.test("generateSpec", async (t) => {
     );
   });
 });
+
+Deno.test("PID namespace modes: the paths to join are inputs", async (t) => {
+  const pod = (over: Partial<SpecInput["pod"]>): SpecInput["pod"] => ({ ...input().pod, ...over });
+  const pidOf = (s: ReturnType<typeof generateSpec>) => s.linux.namespaces.find((n) => n.type === "pid");
+  const cases: [string, Partial<SpecInput["pod"]>, { type: string; path?: string } | undefined][] = [
+    ["CONTAINER: a new PID namespace", { pidMode: "CONTAINER" }, { type: "pid" }],
+    ["NODE: the host's (no pid entry)", { pidMode: "NODE" }, undefined],
+    [
+      "POD: the infra's namespace",
+      { pidMode: "POD", podPidNamespace: "/proc/41/ns/pid" },
+      { type: "pid", path: "/proc/41/ns/pid" },
+    ],
+    [
+      "TARGET: the target's namespace",
+      { pidMode: "TARGET", targetPidNamespace: "/proc/77/ns/pid" },
+      { type: "pid", path: "/proc/77/ns/pid" },
+    ],
+    [
+      "POD ignores a target path",
+      { pidMode: "POD", podPidNamespace: "/proc/41/ns/pid", targetPidNamespace: "/proc/77/ns/pid" },
+      { type: "pid", path: "/proc/41/ns/pid" },
+    ],
+  ];
+  for (const [name, over, want] of cases) {
+    await t.step(name, () => assertEquals(pidOf(generateSpec(input({ pod: pod(over) }))), want));
+  }
+  await t.step("POD without the infra's namespace is an error", () => {
+    assertThrows(() => generateSpec(input({ pod: pod({ pidMode: "POD" }) })), InvalidArgument, "pid POD");
+  });
+  await t.step("TARGET without the target's namespace is an error", () => {
+    assertThrows(() => generateSpec(input({ pod: pod({ pidMode: "TARGET" }) })), InvalidArgument, "target_id");
+  });
+});

@@ -179,7 +179,8 @@ Deno.test("pod networking with the bridge, host-local and portmap plugins", asyn
     await t.step("hostNetwork pods skip CNI", async () => {
       const before = await hostLocalFiles(dataDir);
       const p = await runPod(cri, "hostnet", {
-        linux: { security_context: { namespace_options: { network: "NODE" } } },
+        // As the kubelet sends it: every mode explicit (an absent pid would be proto3's POD, a shared PID namespace).
+        linux: { security_context: { namespace_options: { network: "NODE", pid: "CONTAINER", ipc: "POD" } } },
       });
       assertEquals(await podIp(cri, p), "");
       assertEquals(await hostLocalFiles(dataDir), before);
