@@ -34,7 +34,7 @@ const MODES: Record<string, Mode> = {
 };
 
 function usage(): string {
-  const lines = Object.entries(MODES).map(([name, m]) => `  ${name.padEnd(10)} ${m.help}`);
+  const lines = Object.entries(MODES).map(([name, m]) => `  ${name.padEnd(12)} ${m.help}`);
   return `Usage: davit [MODE] [flags]\n\nModes:\n${lines.join("\n")}\n\nRun "davit MODE --help" for a mode's flags.`;
 }
 
