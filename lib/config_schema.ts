@@ -398,7 +398,8 @@ export const KEY_SPECS: readonly KeySpec[] = [
     key: "davit.image.pause_image",
     type: "string",
     check: str({ nonEmpty: true }),
-    description: "Image of the infra (pause) container that holds a pod's namespaces, named with its registry host.",
+    description:
+      "Image of the infra process of pods that share a PID namespace (pid POD), named with its registry host; pulled when missing.",
   },
   {
     key: "davit.image.pinned_images",
