@@ -127,7 +127,8 @@ export class ContainerManager {
       }
     }
     if (!st) return;
-    if (st.state === "exited") {
+    // An exit is final only with its code (a monitor older than the fix could say "exited" while draining).
+    if (st.state === "exited" && st.exit_code !== undefined) {
       this.#o.state.updateContainer(id, {
         state: "exited",
         exitCode: st.exit_code ?? 0,

@@ -354,7 +354,6 @@ export class Container {
       await this.#pollGone();
     }
     const finishedAt = formatTimestamp(nowNs());
-    this.#state = "exited";
     // Drain the pipes first, so everything the container wrote is in the log before anyone hears of the exit.
     // A process that escaped the container's pid namespace may hold them open: wait only so long for that.
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -378,6 +377,8 @@ export class Container {
       this.#ctx.log.error("cannot write exit file", { id: this.id, err });
     }
     this.#exit = rec;
+    // Only now "exited": a status asked while the pipes drain says running, never exited without its code.
+    this.#state = "exited";
     // Attached sessions get EXIT after all the output they were sent, then their connections close.
     this.#hub.exit(rec);
     this.#pumps.then(() => this.#writer.close());
