@@ -58,10 +58,16 @@ export interface SpdyClient {
 /** Upgrades `url` to SPDY/3.1 offering `protocols`; throws with the status and body when refused. */
 export async function spdyConnect(
   url: string,
-  opts: { protocols: string[]; method?: string; flowControl?: boolean },
+  opts: { protocols: string[]; method?: string; flowControl?: boolean; caCerts?: string[] },
 ): Promise<SpdyClient> {
   const u = new URL(url);
-  const conn = await Deno.connect({ hostname: u.hostname, port: Number(u.port) });
+  const conn = u.protocol === "https:"
+    ? await Deno.connectTls({
+      hostname: u.hostname,
+      port: Number(u.port),
+      ...(opts.caCerts ? { caCerts: opts.caCerts } : {}),
+    })
+    : await Deno.connect({ hostname: u.hostname, port: Number(u.port) });
   let head = `${opts.method ?? "POST"} ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\n` +
     "Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\n";
   for (const p of opts.protocols) head += `X-Stream-Protocol-Version: ${p}\r\n`;
@@ -104,11 +110,12 @@ export interface RemoteOptions {
 /** Runs an exec or attach over SPDY as client-go does: error, stdin, stdout, stderr, resize streams. */
 export async function spdyRemote(
   url: string,
-  opts: RemoteOptions & { protocols?: string[]; flowControl?: boolean },
+  opts: RemoteOptions & { protocols?: string[]; flowControl?: boolean; caCerts?: string[] },
 ): Promise<RemoteResult & { protocol: string }> {
   const c = await spdyConnect(url, {
     protocols: opts.protocols ?? ["v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io"],
     ...(opts.flowControl === false ? { flowControl: false } : {}),
+    ...(opts.caCerts ? { caCerts: opts.caCerts } : {}),
   });
   try {
     const open = (type: string) => c.session.openStream({ streamtype: type });
@@ -147,10 +154,11 @@ async function feed(s: SpdyStream, input: Uint8Array | ReadableStream<Uint8Array
 /** Runs an exec or attach over WebSocket with a channel protocol. */
 export async function wsRemote(
   url: string,
-  opts: RemoteOptions & { protocols?: string[] },
+  opts: RemoteOptions & { protocols?: string[]; caCerts?: string[] },
 ): Promise<RemoteResult & { protocol: string; channels: number[] }> {
   const { ws, protocol } = await connectWebSocket(url.replace(/^http/, "ws"), {
     protocols: opts.protocols ?? ["v5.channel.k8s.io", "v4.channel.k8s.io"],
+    ...(opts.caCerts ? { tls: { caCerts: opts.caCerts } } : {}),
   });
   const base64 = protocol.includes("base64");
   const send = (ch: number, data: Uint8Array) =>

@@ -6,6 +6,7 @@ import type { CriClient, Msg } from "./cri_client.ts";
 import { LOOPBACK_NETWORK, startDaemon } from "./daemon.ts";
 import { startRegistry } from "./fixtures/registry.ts";
 import { busybox } from "./fixtures/images.ts";
+import { makeTlsCerts } from "./fixtures/certs.ts";
 import { spdyConnect, spdyForward, spdyRemote, spdyRoundTrip, wsPortForward, wsRemote } from "./stream_client.ts";
 
 const enc = new TextEncoder();
@@ -292,4 +293,44 @@ Deno.test("exec, attach and port-forward over SPDY and WebSocket", async (t) => 
     const after = await spdyRemote(await execUrl(["echo", "alive"], { stdout: true }), { stdout: true });
     assertEquals(after.stdout, "alive\n");
   });
+});
+
+Deno.test("the streaming server over TLS", async () => {
+  await using reg = await startRegistry();
+  const image = (await busybox(reg)).reference;
+  const certDir = await Deno.makeTempDir({ prefix: "davit-stream-tls-" });
+  try {
+    const files = await makeTlsCerts(certDir);
+    await using d = await startDaemon({
+      files: {
+        ...LOOPBACK_NETWORK,
+        "etc/containers/registries.conf": `[[registry]]\nlocation = "${reg.host}"\ninsecure = true\n`,
+        "etc/davit.conf.d/10-stream.toml":
+          `[davit.api]\nstream_enable_tls = true\nstream_tls_cert = "${files.serverCert}"\n` +
+          `stream_tls_key = "${files.serverKey}"\n`,
+      },
+    });
+    using c = d.client();
+    await using _pods = { [Symbol.asyncDispose]: () => removeAllPods(c) };
+    await c.call("PullImage", { image: { image } });
+    const config = { metadata: { name: "t", namespace: "test", uid: "uid-t" }, log_directory: `${d.dir}/logs` };
+    const podId = (await c.call("RunPodSandbox", { config })).pod_sandbox_id;
+    const id = (await c.call("CreateContainer", {
+      pod_sandbox_id: podId,
+      config: { metadata: { name: "t" }, image: { image }, command: ["sleep", "3600"], log_path: "t.log" },
+      sandbox_config: config,
+    })).container_id;
+    await c.call("StartContainer", { container_id: id });
+    const caCerts = [await Deno.readTextFile(files.caCert)];
+    const url = (await c.call("Exec", { container_id: id, cmd: ["echo", "secure"], stdout: true })).url as string;
+    assert(url.startsWith("https://127.0.0.1:"), url);
+    assertEquals((await spdyRemote(url, { stdout: true, caCerts })).stdout, "secure\n");
+    const ws = (await c.call("Exec", { container_id: id, cmd: ["echo", "wss"], stdout: true })).url as string;
+    assertEquals((await wsRemote(ws, { stdout: true, caCerts })).stdout, "wss\n");
+    // A client that does not trust the certificate gets nowhere.
+    const untrusted = (await c.call("Exec", { container_id: id, cmd: ["true"], stdout: true })).url as string;
+    assert(await spdyRemote(untrusted, { stdout: true }).then(() => false, () => true));
+  } finally {
+    await Deno.remove(certDir, { recursive: true });
+  }
 });
