@@ -1,4 +1,7 @@
-/** ContainerStatus: state, times, exit code and reason, image, mounts, log path, user and metadata. */
+/**
+ * ContainerStatus: state, times, exit code and reason, image, mounts, log path, user, the resources applied (read
+ * back from the container's OCI spec) and metadata.
+ */
 import { InvalidArgument } from "../lib/errors.ts";
 import type { ContainerRecord } from "../runtime/mod.ts";
 import type { ContainerRuntime } from "./containers.ts";
@@ -31,6 +34,37 @@ export function containerBasics(c: ContainerRecord<ContainerRuntime>): Message {
     created_at: c.createdAt,
     labels: s.labels,
     annotations: s.annotations,
+  };
+}
+
+type Spec = {
+  process?: { oomScoreAdj?: number };
+  linux?: {
+    resources?: {
+      cpu?: { shares?: number; quota?: number; period?: number; cpus?: string; mems?: string };
+      memory?: { limit?: number; swap?: number };
+      hugepageLimits?: { pageSize: string; limit: number }[];
+      unified?: Record<string, string>;
+    };
+  };
+};
+
+/** The CRI `LinuxContainerResources` of what the OCI spec applies (zero values for what it leaves unset). */
+export function resourcesFromSpec(spec: Spec): Message {
+  const r = spec.linux?.resources ?? {};
+  return {
+    linux: {
+      cpu_period: r.cpu?.period ?? 0,
+      cpu_quota: r.cpu?.quota ?? 0,
+      cpu_shares: r.cpu?.shares ?? 0,
+      memory_limit_in_bytes: r.memory?.limit ?? 0,
+      oom_score_adj: spec.process?.oomScoreAdj ?? 0,
+      cpuset_cpus: r.cpu?.cpus ?? "",
+      cpuset_mems: r.cpu?.mems ?? "",
+      hugepage_limits: (r.hugepageLimits ?? []).map((h) => ({ page_size: h.pageSize, limit: h.limit })),
+      unified: r.unified ?? {},
+      memory_swap_limit_in_bytes: r.memory?.swap ?? 0,
+    },
   };
 }
 
@@ -67,11 +101,12 @@ export function containerStatus(daemon: Daemon): UnaryHandler {
         }
         : {}),
     };
+    const config = c.runtime.bundle
+      ? await Deno.readTextFile(`${c.runtime.bundle}/config.json`).then(JSON.parse, () => undefined)
+      : undefined;
+    if (config) status.resources = resourcesFromSpec(config);
     const res: Message = { status };
     if (req.verbose) {
-      const config = c.runtime.bundle
-        ? await Deno.readTextFile(`${c.runtime.bundle}/config.json`).then(JSON.parse, () => undefined)
-        : undefined;
       res.info = {
         info: JSON.stringify({
           pid: c.runtime.pid ?? 0,

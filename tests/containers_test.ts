@@ -229,6 +229,23 @@ Deno.test("container lifecycle with logs, exit codes, entrypoint/cmd and users",
       const s = await exited(c, id);
       assertEquals(s.reason, "OOMKilled", JSON.stringify(s));
       assertEquals(s.exit_code, 137);
+      // ContainerStatus reports the resources applied.
+      assertEquals(Number(s.resources.linux.memory_limit_in_bytes), 16 * 1024 * 1024);
+      assertEquals(Number(s.resources.linux.memory_swap_limit_in_bytes), 16 * 1024 * 1024);
+    });
+    await t.step("ContainerStatus reports cpu resources as applied", async () => {
+      const id = await container(c, p, "cpu", env.bb, {
+        command: ["true"],
+        linux: { resources: { cpu_period: 100000, cpu_quota: 50000, cpu_shares: 512, cpuset_cpus: "0" } },
+      });
+      await c.call("StartContainer", { container_id: id });
+      const r = (await exited(c, id)).resources.linux;
+      assertEquals([r.cpu_period, r.cpu_quota, r.cpu_shares, r.cpuset_cpus].map(String), [
+        "100000",
+        "50000",
+        "512",
+        "0",
+      ]);
     });
     await t.step(
       "ListContainers filters; RemoveContainer is idempotent; the image in use cannot be removed",
