@@ -109,14 +109,25 @@ export function streamBackend(daemon: Daemon): StreamBackend {
           session.stdout && io.stdout ? pump(session.stdout, io.stdout, { closeSink: true }) : undefined,
           session.stderr && io.stderr ? pump(session.stderr, io.stderr, { closeSink: true }) : undefined,
         ]);
+        // The client ending its stdin detaches it (crictl's ^P^Q, a piped stdin's end) and the container reads on;
+        // but a container made with stdin_once has its stdin closed by that same end (the monitor does it), so the
+        // EOF is meant for it: the session then lasts until the container ends, with all its output.
+        const detachOnEof = t.stdin && !c.runtime.spec.stdinOnce;
+        let detached: Promise<"detached"> | undefined;
         if (io.stdin) {
-          void pump(io.stdin, {
+          const copied = pump(io.stdin, {
             write: (d) => session.writeStdin(d),
             close: () => session.closeStdin(),
           }, { closeSink: true });
+          if (detachOnEof) detached = copied.then(() => "detached" as const);
         }
         void forwardResizes(io.resizes, (cols, rows) => session.resize(cols, rows));
-        const exit = await session.exited;
+        const exit = await Promise.race([session.exited, ...(detached ? [detached] : [])]);
+        if (exit === "detached") {
+          if (io.signal.aborted) return { kind: "gone" };
+          log.debug("attach detached", { container: c.id });
+          return { kind: "exit", exitCode: 0 };
+        }
         await within(outputs, DRAIN_GRACE_MS);
         if (io.signal.aborted || exit === undefined) return { kind: "gone" };
         // Attach reports success when the container ended: its own exit code belongs to ContainerStatus.

@@ -196,6 +196,22 @@ Deno.test("exec, attach and port-forward over SPDY and WebSocket", async (t) => 
     });
     const gone = await c.call("Attach", { container_id: id, stdout: true }).then(() => undefined, (e) => e);
     assertEquals(gone?.codeName, "FAILED_PRECONDITION");
+    // Without stdin_once, the client ending its stdin detaches it; the container reads on.
+    const keeper = await run("keeper", {
+      command: ["sh", "-c", 'while read l; do echo "kept $l"; done'],
+      stdin: true,
+    });
+    const detach = (await c.call("Attach", { container_id: keeper, stdin: true, stdout: true })).url;
+    const d1 = await spdyRemote(detach, { stdin: enc.encode("one\n"), stdout: true });
+    assertEquals(d1.exitCode, 0);
+    const again = (await c.call("Attach", { container_id: keeper, stdin: true, stdout: true })).url;
+    const d2 = await wsRemote(again, { stdin: enc.encode("two\n"), stdout: true });
+    assertEquals(d2.exitCode, 0);
+    assertEquals((await c.call("ContainerStatus", { container_id: keeper })).status.state, "CONTAINER_RUNNING");
+    await waitFor("both lines in the log", async () => {
+      const log = await Deno.readTextFile(`${d.dir}/logs/keeper.log`).catch(() => "");
+      return log.includes("kept one") && log.includes("kept two");
+    });
   });
 
   await t.step("port-forward: parallel connections over SPDY, an error for a closed port, WebSocket", async () => {
