@@ -16,6 +16,14 @@ export interface RunCommandOptions {
   what: string;
   /** Killed with SIGKILL after this long; the call then throws {@link DeadlineExceeded}. */
   timeoutMs: number;
+  /**
+   * Runs at the deadline (or on abort) before the child is killed, e.g. to end a process the child waits for so
+   * that the child reaps it and exits on its own. When it resolves true the child gets up to `stopGraceMs` to
+   * exit before the SIGKILL; false (nothing was signalled) or a rejection means SIGKILL at once.
+   */
+  beforeKill?: () => Promise<boolean>;
+  /** How long a child may take to exit after `beforeKill`. Default 2 s. */
+  stopGraceMs?: number;
   /** Bytes written to the child's stdin (then closed); without it stdin is /dev/null or as `stdin` says. */
   input?: Uint8Array;
   stdin?: Stdio;
@@ -66,6 +74,7 @@ async function drain(stream: ReadableStream<Uint8Array> | null, max: number): Pr
 /**
  * Runs `argv` to completion. A missing executable is {@link Unavailable}; a child still running at the deadline
  * is killed and reported as {@link DeadlineExceeded}; an aborted `signal` kills the child and rethrows its reason.
+ * Either way `beforeKill` runs first, and the child may then exit on its own for a moment before the SIGKILL.
  * A non-zero exit is not an error here: callers read `code` and the captured stderr.
  */
 export async function runCommand(argv: readonly string[], opts: RunCommandOptions): Promise<CommandResult> {
@@ -90,6 +99,8 @@ export async function runCommand(argv: readonly string[], opts: RunCommandOption
     throw err;
   }
   let timedOut = false;
+  let exited = false;
+  const status = child.status.finally(() => exited = true);
   const kill = () => {
     try {
       child.kill("SIGKILL");
@@ -97,26 +108,49 @@ export async function runCommand(argv: readonly string[], opts: RunCommandOption
       // already exited
     }
   };
+  let stopping: Promise<void> | undefined;
+  const stop = () => {
+    stopping ??= (async () => {
+      const { beforeKill } = opts;
+      if (beforeKill !== undefined && !exited) {
+        const signalled = await beforeKill().catch(() => false);
+        if (signalled) await within(status, opts.stopGraceMs ?? 2000);
+      }
+      if (!exited) kill();
+    })();
+  };
   const timer = setTimeout(() => {
     timedOut = true;
-    kill();
+    stop();
   }, opts.timeoutMs);
-  opts.signal?.addEventListener("abort", kill, { once: true });
+  opts.signal?.addEventListener("abort", stop, { once: true });
   try {
     const max = opts.maxOutputBytes ?? 1 << 20;
     const writing = opts.input !== undefined ? writeInput(child.stdin, opts.input) : Promise.resolve();
-    const [[stdout, t1], [stderr, t2], status] = await Promise.all([
+    const [[stdout, t1], [stderr, t2], st] = await Promise.all([
       drain(opts.stdout === undefined || opts.stdout === "piped" ? child.stdout : null, max),
       drain(opts.stderr === undefined || opts.stderr === "piped" ? child.stderr : null, max),
-      child.status,
+      status,
       writing,
     ]);
     if (timedOut) throw new DeadlineExceeded(`${opts.what}: timed out after ${formatMs(opts.timeoutMs)}`);
     opts.signal?.throwIfAborted();
-    return { code: status.code, signal: status.signal, stdout, stderr, truncated: t1 || t2 };
+    return { code: st.code, signal: st.signal, stdout, stderr, truncated: t1 || t2 };
   } finally {
     clearTimeout(timer);
-    opts.signal?.removeEventListener("abort", kill);
+    opts.signal?.removeEventListener("abort", stop);
+    // A stop under way finishes first: its beforeKill may still be running (it never rejects).
+    await stopping;
+  }
+}
+
+/** Waits for `p` to settle, at most `ms`. */
+async function within(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([p.catch(() => {}), new Promise((r) => timer = setTimeout(r, ms))]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

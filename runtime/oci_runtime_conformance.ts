@@ -4,7 +4,7 @@
  * exports the busybox bundle builder other runtime tests use.
  * @module
  */
-import { AlreadyExists, FailedPrecondition, NotFound } from "../lib/errors.ts";
+import { AlreadyExists, DeadlineExceeded, FailedPrecondition, NotFound } from "../lib/errors.ts";
 import { assert, assertEquals, assertRejects } from "../tests/assert.ts";
 import type { OciRuntime, OciState } from "./oci_runtime.ts";
 
@@ -123,6 +123,29 @@ export async function runOciRuntimeConformance(t: Deno.TestContext, runtime: Oci
       assert(res.pid !== undefined && res.pid > 0, `pid ${res.pid}`);
     });
 
+    // The fake runs no processes.
+    if (name !== "fake") {
+      await t.step("exec past its deadline: DeadlineExceeded, and the process is gone, not even a zombie", async () => {
+        const execPidFile = `${dir}/timeout.pid`;
+        await assertRejects(
+          () => runtime.exec(id, { args: ["sleep", "600"], timeoutMs: 500, pidFile: execPidFile }),
+          DeadlineExceeded,
+        );
+        // runc's PID file holds the process's host PID (runsc's its exec process's): a zombie would still have
+        // its /proc entry, reparented to the host's init.
+        const execPid = Number((await Deno.readTextFile(execPidFile)).trim());
+        assert(execPid > 0, `pid ${execPid}`);
+        assert(!(await exists(`/proc/${execPid}`)), `pid ${execPid} (${await procStatus(execPid)}) is left`);
+        assertEquals(await hostProcesses("sleep\x00600\x00"), []);
+        // In the container too (runsc's sandbox has its own /proc).
+        const ps = await runtime.exec(id, {
+          args: ["sh", "-c", "for p in /proc/[0-9]*; do cat $p/cmdline; echo; done"],
+        });
+        const cmdlines = decoder.decode(ps.stdout).split("\n").map((l) => l.replaceAll("\0", " ").trim());
+        assert(!cmdlines.includes("sleep 600"), cmdlines.join(" | "));
+      });
+    }
+
     await t.step("kill SIGTERM: stopped", async () => {
       await runtime.kill(id, "SIGTERM");
       const s = await waitForStatus(runtime, id, "stopped");
@@ -153,4 +176,31 @@ export async function runOciRuntimeConformance(t: Deno.TestContext, runtime: Oci
     await runtime.delete(id, { force: true }).catch(() => {});
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
+}
+
+/** The PIDs of host processes whose command line is `cmdline` (NUL-separated, as in /proc). */
+async function hostProcesses(cmdline: string): Promise<number[]> {
+  const pids: number[] = [];
+  for await (const e of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    const text = await Deno.readTextFile(`/proc/${e.name}/cmdline`).catch(() => "");
+    if (text === cmdline) pids.push(Number(e.name));
+  }
+  return pids;
+}
+
+/** A process's state line from /proc, for messages. */
+async function procStatus(pid: number): Promise<string> {
+  const text = await Deno.readTextFile(`/proc/${pid}/status`).catch(() => "");
+  return text.split("\n").filter((l) => /^(Name|State|PPid):/.test(l)).join(", ");
 }

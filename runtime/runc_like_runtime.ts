@@ -197,9 +197,14 @@ export class RuncLikeRuntime implements OciRuntime {
       if (opts.consoleSocket !== undefined) argv.push("--console-socket", opts.consoleSocket);
       if (opts.detach) argv.push("--detach");
       argv.push("--pid-file", pidFile);
+      // runsc's --pid-file PID is its own exec process; the process itself is killed by its sandbox PID.
+      const internalPidFile = `${dir}/internal-pid`;
+      if (this.#isRunsc) argv.push("--internal-pid-file", internalPidFile);
       if (processPath !== undefined) argv.push("--process", processPath);
       argv.push(id, ...(opts.args ?? []));
       const timeoutMs = opts.timeoutMs ?? this.#timeout("exec");
+      const killProcess = () => this.#killExecProcess(id, pidFile, this.#isRunsc ? internalPidFile : undefined);
+      let killed = false;
       let res;
       try {
         res = await runCommand(argv, {
@@ -210,11 +215,14 @@ export class RuncLikeRuntime implements OciRuntime {
           maxOutputBytes: opts.maxOutputBytes ?? 16 << 20,
           ...(opts.input !== undefined && !opts.detach ? { input: opts.input } : {}),
           ...(opts.signal !== undefined ? { signal: opts.signal } : {}),
+          // At the deadline the exec'd process is killed first: the runtime's exec process reaps it and exits.
+          // Killing the runtime first would orphan the process to the host's init, a zombie until that reaps it.
+          beforeKill: async () => killed = await killProcess(),
         });
       } catch (err) {
-        // Killing the runtime's exec process leaves the exec'd process running in the container; it is gone
-        // only once its own PID is killed.
-        if (err instanceof DeadlineExceeded || opts.signal?.aborted) await killPidFile(pidFile);
+        // Should the runtime have been killed before the process (no PID file yet at the deadline), the process
+        // is still running in the container; it is gone only once its own PID is killed.
+        if ((err instanceof DeadlineExceeded || opts.signal?.aborted) && !killed) await killProcess().catch(() => {});
         throw err;
       }
       const log = await readFrom(logPath, 0);
@@ -281,6 +289,18 @@ export class RuncLikeRuntime implements OciRuntime {
         : {}),
       ...(tmpDir ? { tmpDir } : {}),
     }, opts);
+  }
+
+  /**
+   * SIGKILLs an exec'd process: by the host PID in `pidFile`, or with runsc by its sandbox PID in `internalPidFile`
+   * (`runsc kill --pid`). False when no PID was written (yet).
+   */
+  async #killExecProcess(id: string, pidFile: string, internalPidFile: string | undefined): Promise<boolean> {
+    if (internalPidFile === undefined) return killPidFile(pidFile);
+    const pid = await readPid(internalPidFile);
+    if (pid === undefined) return false;
+    await this.#run("kill", id, ["kill", "--pid", String(pid), id, "KILL"]);
+    return true;
   }
 
   /**
@@ -482,12 +502,14 @@ async function readPid(path: string): Promise<number | undefined> {
   }
 }
 
-async function killPidFile(path: string): Promise<void> {
+/** SIGKILLs the PID in `path`; false when there is none or it is gone. */
+async function killPidFile(path: string): Promise<boolean> {
   const pid = await readPid(path);
-  if (pid === undefined) return;
+  if (pid === undefined) return false;
   try {
     Deno.kill(pid, "SIGKILL");
+    return true;
   } catch {
-    // already gone
+    return false; // already gone
   }
 }

@@ -1,6 +1,6 @@
 // The runc-style command line and the reading of runtimes' answers, without running a runtime.
 import { DeadlineExceeded, InvalidArgument, Unavailable } from "../lib/errors.ts";
-import { assertEquals, assertRejects, assertThrows } from "../tests/assert.ts";
+import { assert, assertEquals, assertRejects, assertThrows } from "../tests/assert.ts";
 import { runCommand } from "./command.ts";
 import { classifyRuntimeFailure, parseOciState, RuncLikeRuntime, runtimeErrorDetail } from "./runc_like_runtime.ts";
 
@@ -181,6 +181,61 @@ Deno.test("runCommand", async (t) => {
       DeadlineExceeded,
       "runc state x: timed out after 100ms",
     );
+  });
+  await t.step("deadline: beforeKill runs first and the child may exit on its own", async () => {
+    const dir = await Deno.makeTempDir({ prefix: "davit-runcommand-" });
+    try {
+      // The child waits for a grandchild, as `runc exec` for the exec'd process: killing the grandchild ends it.
+      const script = `sleep 10 & echo $! > ${dir}/pid; wait; echo reaped > ${dir}/done`;
+      const t0 = Date.now();
+      await assertRejects(
+        () =>
+          runCommand(["sh", "-c", script], {
+            what: "t",
+            timeoutMs: 200,
+            stopGraceMs: 5000,
+            beforeKill: async () => {
+              Deno.kill(Number((await Deno.readTextFile(`${dir}/pid`)).trim()), "SIGKILL");
+              return true;
+            },
+          }),
+        DeadlineExceeded,
+      );
+      assert(Date.now() - t0 < 4000, `took ${Date.now() - t0} ms`);
+      assertEquals((await Deno.readTextFile(`${dir}/done`)).trim(), "reaped");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+  await t.step("deadline: beforeKill with nothing to signal, or failing, means SIGKILL at once", async () => {
+    for (const beforeKill of [() => Promise.resolve(false), () => Promise.reject(new Error("no"))]) {
+      const t0 = Date.now();
+      await assertRejects(
+        () => runCommand(["sleep", "10"], { what: "t", timeoutMs: 100, stopGraceMs: 5000, beforeKill }),
+        DeadlineExceeded,
+      );
+      assert(Date.now() - t0 < 3000, `took ${Date.now() - t0} ms`);
+    }
+  });
+  await t.step("abort: beforeKill runs, the abort reason is thrown", async () => {
+    const ac = new AbortController();
+    let ran = false;
+    setTimeout(() => ac.abort(new Error("gone")), 100);
+    await assertRejects(
+      () =>
+        runCommand(["sleep", "10"], {
+          what: "t",
+          timeoutMs: 10_000,
+          signal: ac.signal,
+          beforeKill: () => {
+            ran = true;
+            return Promise.resolve(false);
+          },
+        }),
+      Error,
+      "gone",
+    );
+    assert(ran);
   });
   await t.step("missing binary", async () => {
     await assertRejects(

@@ -187,11 +187,19 @@ Deno.test("container lifecycle with logs, exit codes, entrypoint/cmd and users",
       assertEquals(new TextDecoder().decode(r.stdout), "hi\n0\n");
       assertEquals(new TextDecoder().decode(r.stderr), "oops\n");
       assertEquals(r.exit_code, 4);
-      const slow = await c.call("ExecSync", { container_id: id, cmd: ["sleep", "30"], timeout: 1 }).catch((e) =>
+      const slow = await c.call("ExecSync", { container_id: id, cmd: ["sleep", "600"], timeout: 1 }).catch((e) =>
         e as CriCallError
       );
       assertEquals(slow.codeName, "DEADLINE_EXCEEDED");
       assert(slow.message.includes("timed out"));
+      // The timed-out process is gone at once: neither running nor a zombie (an empty cmdline, state Z).
+      const ps = await c.call("ExecSync", {
+        container_id: id,
+        cmd: ["sh", "-c", "for p in /proc/[0-9]*; do cat $p/cmdline; echo; cat $p/stat; done"],
+      });
+      const lines = new TextDecoder().decode(ps.stdout).split("\n").map((l) => l.replaceAll("\0", " ").trim());
+      assert(!lines.includes("sleep 600"), lines.join(" | "));
+      assert(!lines.some((l) => /^\d+ \(sleep\) Z /.test(l)), lines.join(" | "));
       const big = await c.call("ExecSync", { container_id: id, cmd: ["sh", "-c", "yes | head -c 20000000"] }, {
         timeoutMs: 60_000,
       });
