@@ -107,6 +107,13 @@ export function validateContainerConfig(config: Message | null | undefined): Con
   if ((config.CDI_devices ?? []).length) {
     throw new InvalidArgument("config.CDI_devices: CDI devices are not supported yet");
   }
+  const sc: Message = config.linux?.security_context ?? {};
+  // CRI: run_as_group may only be given with run_as_user or run_as_username; otherwise the runtime must error.
+  if (sc.run_as_group && !sc.run_as_user && !str(sc.run_as_username)) {
+    throw new InvalidArgument(
+      "config.linux.security_context.run_as_group is set without run_as_user or run_as_username",
+    );
+  }
   const stopSignal = str(config.stop_signal);
   return {
     name,

@@ -7,14 +7,30 @@
 import type { Config } from "../lib/config.ts";
 import { FailedPrecondition, InvalidArgument } from "../lib/errors.ts";
 import { parseImageConfig } from "../image/mod.ts";
-import { generateSpec, parseMountInfo, readCgroupLayout, type SeccompProfile, type SpecInput } from "../runtime/mod.ts";
+import {
+  capabilitiesFromMask,
+  generateSpec,
+  parseMountInfo,
+  readCgroupLayout,
+  type SeccompProfile,
+  type SpecInput,
+} from "../runtime/mod.ts";
 import type { ContainerRuntime, SpecBuilder, SpecContext } from "./containers.ts";
 import type { Message } from "./grpc_server.ts";
 import type { PidNamespaces } from "./pid_namespace.ts";
+import { apparmorChoice, seccompChoice } from "./security_profile.ts";
 
 async function ownOomScoreAdj(): Promise<number> {
   const text = await Deno.readTextFile("/proc/self/oom_score_adj").catch(() => "0");
   return Number(text.trim()) || 0;
+}
+
+/** davit's own bounding set (/proc/self/status CapBnd): no container can be given more. */
+export async function ownBoundingCapabilities(): Promise<string[]> {
+  const status = await Deno.readTextFile("/proc/self/status");
+  const hex = /^CapBnd:\s*([0-9a-f]+)$/m.exec(status)?.[1];
+  if (hex === undefined) throw new Error("/proc/self/status has no CapBnd line");
+  return capabilitiesFromMask(hex);
 }
 
 async function loadProfile(path: string, where: string): Promise<SeccompProfile> {
@@ -57,24 +73,28 @@ function propagationOf(mountinfo: string): (hostPath: string) => "shared" | "sla
 export interface SpecBuilderOptions {
   /** Where pid POD and TARGET containers' PID namespaces come from; without it both modes are refused. */
   pidNamespaces?: PidNamespaces;
+  /** davit's bounding set; read from /proc/self/status once, at the first container, when not given. */
+  boundingCapabilities?: readonly string[];
 }
 
 /** The spec builder for a daemon configuration. */
 export function specBuilder(config: Config, opts: SpecBuilderOptions = {}): SpecBuilder {
+  // The bounding set of a process does not grow, so one read serves the daemon's lifetime.
+  let bounding: Promise<readonly string[]> | undefined = opts.boundingCapabilities
+    ? Promise.resolve(opts.boundingCapabilities)
+    : undefined;
   return async (ctx: SpecContext) => {
+    bounding ??= ownBoundingCapabilities();
     const c = ctx.container;
     const linux: Message = c.linux ?? {};
     const sc: Message = linux.security_context ?? {};
     const res: Message = linux.resources ?? {};
     const img = parseImageConfig(ctx.imageConfig);
-    const seccompType = (sc.seccomp?.profile_type as SpecInput["seccomp"]["type"] | undefined) ?? undefined;
+    const choice = seccompChoice(sc);
     let seccomp: SpecInput["seccomp"];
-    if (seccompType === "Localhost") {
-      seccomp = {
-        type: "Localhost",
-        profile: await loadProfile(sc.seccomp.localhost_ref ?? "", "linux.security_context.seccomp.localhost_ref"),
-      };
-    } else if (seccompType === "Unconfined") seccomp = { type: "Unconfined" };
+    if (choice.type === "Localhost") {
+      seccomp = { type: "Localhost", profile: await loadProfile(choice.path, choice.field) };
+    } else if (choice.type === "Unconfined") seccomp = { type: "Unconfined" };
     else if (config.davit.runtime.seccomp_profile) {
       seccomp = {
         type: "Localhost",
@@ -99,8 +119,12 @@ export function specBuilder(config: Config, opts: SpecBuilderOptions = {}): Spec
       if (pidMode === "POD") podPidNamespace = await opts.pidNamespaces.pod(ctx.pod);
       else targetPidNamespace = await opts.pidNamespaces.target(ctx.pod, String(nsOpts.target_id ?? ""));
     }
+    // Each list on its own: proto3 cannot tell an empty list from an absent one, so an empty list means davit's
+    // default list (the kubelet sends the defaults explicitly for procMount Default; Unmasked, which sends both
+    // empty, is not distinguishable and gets the defaults).
     const masked: string[] = sc.masked_paths ?? [];
     const readonly: string[] = sc.readonly_paths ?? [];
+    const aa = apparmorChoice(sc);
     const input: SpecInput = {
       id: ctx.id,
       name: c.name,
@@ -132,12 +156,13 @@ export function specBuilder(config: Config, opts: SpecBuilderOptions = {}): Spec
       privileged: Boolean(sc.privileged),
       capabilities: { add: sc.capabilities?.add_capabilities ?? [], drop: sc.capabilities?.drop_capabilities ?? [] },
       defaultCapabilities: config.davit.runtime.default_capabilities,
+      boundingCapabilities: await bounding,
       noNewPrivs: Boolean(sc.no_new_privs),
-      ...(masked.length || readonly.length ? { maskedPaths: masked, readonlyPaths: readonly } : {}),
+      ...(masked.length ? { maskedPaths: masked } : {}),
+      ...(readonly.length ? { readonlyPaths: readonly } : {}),
       seccomp,
       apparmor: {
-        type: (sc.apparmor?.profile_type as SpecInput["apparmor"]["type"]) ?? "",
-        ...(sc.apparmor?.localhost_ref ? { name: sc.apparmor.localhost_ref } : {}),
+        ...aa,
         hostEnabled: await Deno.stat("/sys/kernel/security/apparmor").then(() => true, () => false),
       },
       ...(res.oom_score_adj ? { oomScoreAdj: Number(res.oom_score_adj) } : {}),

@@ -67,14 +67,9 @@ export {
 export type { DnsConfig, PodFilePaths } from "./pod_files.ts";
 export { STATE_MIGRATIONS, StateStore } from "./state_store.ts";
 export type { ContainerRecord, ContainerState, PodRecord, PodState } from "./state_store.ts";
-export {
-  ALL_CAPABILITIES,
-  computeCapabilities,
-  DEFAULT_MASKED_PATHS,
-  DEFAULT_READONLY_PATHS,
-  DEFAULT_SPEC_OPTS,
-  generateSpec,
-} from "./spec.ts";
+export { ALL_CAPABILITIES, capabilitiesFromMask, computeCapabilities } from "./capabilities.ts";
+export type { CapabilityRequest } from "./capabilities.ts";
+export { DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, DEFAULT_SPEC_OPTS, generateSpec } from "./spec.ts";
 export type { OciSpec, SpecInput, SpecMount, SpecOpt } from "./spec.ts";
 export { INFRA_ANNOTATION, infraSpec } from "./infra_spec.ts";
 export type { InfraSpecInput } from "./infra_spec.ts";

@@ -5,6 +5,7 @@
  * @module
  */
 import { InvalidArgument } from "../lib/errors.ts";
+import { ALL_CAPABILITIES, computeCapabilities } from "./capabilities.ts";
 import { defaultSeccompProfile, type SeccompProfile } from "./seccomp.ts";
 import { computeArgs, mergeEnv, type ResolvedUser, resolveUser, type UserRequest } from "./spec_user.ts";
 
@@ -39,6 +40,7 @@ export interface OciSpec {
     cgroupsPath: string;
     resources: Record<string, unknown>;
     sysctl?: Record<string, string>;
+    rootfsPropagation?: string;
     maskedPaths: string[];
     readonlyPaths: string[];
     seccomp?: SeccompProfile;
@@ -83,6 +85,8 @@ export interface SpecInput {
   privileged: boolean;
   capabilities: { add: string[]; drop: string[] };
   defaultCapabilities: string[];
+  /** Host facts: davit's own bounding set (/proc/self/status CapBnd); absent means every capability. */
+  boundingCapabilities?: readonly string[];
   noNewPrivs: boolean;
   maskedPaths?: string[];
   readonlyPaths?: string[];
@@ -127,73 +131,21 @@ export interface SpecInput {
 /** One composable step of spec generation. */
 export type SpecOpt = (spec: OciSpec, input: SpecInput) => void;
 
-/** Every capability name (linux/capability.h), as facts. */
-export const ALL_CAPABILITIES = [
-  "CAP_CHOWN",
-  "CAP_DAC_OVERRIDE",
-  "CAP_DAC_READ_SEARCH",
-  "CAP_FOWNER",
-  "CAP_FSETID",
-  "CAP_KILL",
-  "CAP_SETGID",
-  "CAP_SETUID",
-  "CAP_SETPCAP",
-  "CAP_LINUX_IMMUTABLE",
-  "CAP_NET_BIND_SERVICE",
-  "CAP_NET_BROADCAST",
-  "CAP_NET_ADMIN",
-  "CAP_NET_RAW",
-  "CAP_IPC_LOCK",
-  "CAP_IPC_OWNER",
-  "CAP_SYS_MODULE",
-  "CAP_SYS_RAWIO",
-  "CAP_SYS_CHROOT",
-  "CAP_SYS_PTRACE",
-  "CAP_SYS_PACCT",
-  "CAP_SYS_ADMIN",
-  "CAP_SYS_BOOT",
-  "CAP_SYS_NICE",
-  "CAP_SYS_RESOURCE",
-  "CAP_SYS_TIME",
-  "CAP_SYS_TTY_CONFIG",
-  "CAP_MKNOD",
-  "CAP_LEASE",
-  "CAP_AUDIT_WRITE",
-  "CAP_AUDIT_CONTROL",
-  "CAP_SETFCAP",
-  "CAP_MAC_OVERRIDE",
-  "CAP_MAC_ADMIN",
-  "CAP_SYSLOG",
-  "CAP_WAKE_ALARM",
-  "CAP_BLOCK_SUSPEND",
-  "CAP_AUDIT_READ",
-  "CAP_PERFMON",
-  "CAP_BPF",
-  "CAP_CHECKPOINT_RESTORE",
-]; // deno-fmt-ignore
-
 /** The standard masked and read-only paths of a non-privileged container. */
 export const DEFAULT_MASKED_PATHS = [
-  "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
-  "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
+  "/proc/acpi",
+  "/proc/asound",
+  "/proc/kcore",
+  "/proc/keys",
+  "/proc/latency_stats",
+  "/proc/timer_list",
+  "/proc/timer_stats",
+  "/proc/sched_debug",
+  "/proc/scsi",
+  "/sys/firmware",
+  "/sys/devices/virtual/powercap",
 ]; // deno-fmt-ignore
 export const DEFAULT_READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
-
-function capName(raw: string, where: string): string {
-  const n = raw.toUpperCase().startsWith("CAP_") ? raw.toUpperCase() : `CAP_${raw.toUpperCase()}`;
-  if (!ALL_CAPABILITIES.includes(n)) throw new InvalidArgument(`${where}: unknown capability ${JSON.stringify(raw)}`);
-  return n;
-}
-
-/** The capability set: defaults, then drop (ALL clears), then add (ALL grants every one). */
-export function computeCapabilities(defaults: string[], add: string[], drop: string[]): string[] {
-  let set = new Set(defaults.map((c) => capName(c, "default_capabilities")));
-  if (drop.some((d) => d.toUpperCase() === "ALL")) set = new Set();
-  else for (const d of drop) set.delete(capName(d, "capabilities.drop_capabilities"));
-  if (add.some((a) => a.toUpperCase() === "ALL")) set = new Set(ALL_CAPABILITIES);
-  else for (const a of add) set.add(capName(a, "capabilities.add_capabilities"));
-  return ALL_CAPABILITIES.filter((c) => set.has(c));
-}
 
 export const withProcess: SpecOpt = (spec, input) => {
   spec.process.args = computeArgs(input.name, input, input.image);
@@ -217,9 +169,11 @@ export const withUser: SpecOpt = (spec, input) => {
 };
 
 export const withCapabilities: SpecOpt = (spec, input) => {
+  // Privileged and ALL mean every capability davit can grant: its own bounding set, not every name there is.
+  const held = input.boundingCapabilities ?? ALL_CAPABILITIES;
   const caps = input.privileged
-    ? [...ALL_CAPABILITIES]
-    : computeCapabilities(input.defaultCapabilities, input.capabilities.add, input.capabilities.drop);
+    ? ALL_CAPABILITIES.filter((c) => held.includes(c))
+    : computeCapabilities({ defaults: input.defaultCapabilities, ...input.capabilities }, held);
   spec.process.capabilities = { bounding: caps, effective: caps, permitted: caps, inheritable: [], ambient: [] };
 };
 
@@ -331,6 +285,12 @@ export const withMounts: SpecOpt = (spec, input) => {
     byDest.set(m.containerPath, { destination: m.containerPath, type: "bind", source: m.hostPath, options });
   }
   spec.mounts = [...byDest.values()];
+  // A bind's propagation only reaches the host if the container's root mount passes it on: runc makes the root
+  // rslave unless told otherwise, which stops BIDIRECTIONAL mounts propagating back (config-linux.md, "Rootfs
+  // Mount Propagation").
+  const props = input.mounts.map((m) => m.propagation);
+  if (props.includes("PROPAGATION_BIDIRECTIONAL")) spec.linux.rootfsPropagation = "rshared";
+  else if (props.includes("PROPAGATION_HOST_TO_CONTAINER")) spec.linux.rootfsPropagation = "rslave";
 };
 
 export const withNamespaces: SpecOpt = (spec, input) => {

@@ -2,7 +2,8 @@
 import { assertEquals, assertStringIncludes, assertThrows } from "../tests/assert.ts";
 import { InvalidArgument } from "../lib/errors.ts";
 import { allowedSyscalls } from "./seccomp.ts";
-import { computeCapabilities, DEFAULT_MASKED_PATHS, generateSpec, type SpecInput } from "./spec.ts";
+import { ALL_CAPABILITIES, capabilitiesFromMask, computeCapabilities } from "./capabilities.ts";
+import { DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, generateSpec, type SpecInput } from "./spec.ts";
 import { computeArgs, mergeEnv, resolveUser } from "./spec_user.ts";
 
 const PASSWD =
@@ -121,10 +122,42 @@ Deno.test("env, capabilities, seccomp", async (t) => {
     ]);
   });
   await t.step("capabilities: defaults, drop ALL then add, add ALL, names without CAP_ and any case", () => {
-    assertEquals(computeCapabilities(["CHOWN", "KILL"], ["net_admin"], ["KILL"]), ["CAP_CHOWN", "CAP_NET_ADMIN"]);
-    assertEquals(computeCapabilities(["CHOWN", "KILL"], ["CAP_KILL"], ["ALL"]), ["CAP_KILL"]);
-    assertEquals(computeCapabilities([], ["ALL"], []).length, 41);
-    assertThrows(() => computeCapabilities([], ["CAP_FLY"], []), InvalidArgument, "CAP_FLY");
+    const caps = (defaults: string[], add: string[], drop: string[]) => computeCapabilities({ defaults, add, drop });
+    assertEquals(caps(["CHOWN", "KILL"], ["net_admin"], ["KILL"]), ["CAP_CHOWN", "CAP_NET_ADMIN"]);
+    assertEquals(caps(["CHOWN", "KILL"], ["CAP_KILL"], ["ALL"]), ["CAP_KILL"]);
+    assertEquals(caps([], ["ALL"], []).length, 41);
+    assertThrows(() => caps([], ["CAP_FLY"], []), InvalidArgument, "CAP_FLY");
+  });
+  // This host's CapBnd: everything but CAP_SYS_RESOURCE (bit 24).
+  const held = capabilitiesFromMask("000001fffeffffff");
+  await t.step("CapBnd masks name the capabilities of their bits", () => {
+    assertEquals(held.length, 40);
+    assertEquals(held.includes("CAP_SYS_RESOURCE"), false);
+    assertEquals(capabilitiesFromMask("0000000000000021"), ["CAP_CHOWN", "CAP_KILL"]);
+    assertEquals(capabilitiesFromMask("000003ffffffffff"), ALL_CAPABILITIES, "bits past the known names ignored");
+  });
+  const bounded: [string, { defaults: string[]; add: string[]; drop: string[] }, string[] | number][] = [
+    ["add ALL is all that davit holds", { defaults: [], add: ["ALL"], drop: [] }, 40],
+    ["a default outside the set is left out", { defaults: ["CHOWN", "SYS_RESOURCE"], add: [], drop: [] }, [
+      "CAP_CHOWN",
+    ]],
+    ["drop ALL then add a held one", { defaults: ["CHOWN"], add: ["SYS_ADMIN"], drop: ["ALL"] }, ["CAP_SYS_ADMIN"]],
+  ];
+  for (const [name, req, want] of bounded) {
+    await t.step(`bounded: ${name}`, () => {
+      const got = computeCapabilities(req, held);
+      if (typeof want === "number") {
+        assertEquals(got.length, want);
+        assertEquals(got.includes("CAP_SYS_RESOURCE"), false);
+      } else assertEquals(got, want);
+    });
+  }
+  await t.step("bounded: an explicit add outside davit's bounding set is an error naming it", () => {
+    for (const add of [["SYS_RESOURCE"], ["cap_sys_resource", "CHOWN"]]) {
+      const err = assertThrows(() => computeCapabilities({ defaults: [], add, drop: [] }, held), InvalidArgument);
+      assertStringIncludes(err.message, "CAP_SYS_RESOURCE");
+      assertStringIncludes(err.message, "not in davit's bounding set");
+    }
   });
   await t.step("the default seccomp profile leaves host-changing calls out unless the capability is held", () => {
     const plain = allowedSyscalls([]);
@@ -156,6 +189,65 @@ Deno.test("generateSpec", async (t) => {
     assertEquals(s.linux.seccomp, undefined);
     assertEquals(s.linux.maskedPaths, []);
     assertEquals(s.mounts.find((m) => m.destination === "/sys")!.options!.includes("rw"), true);
+  });
+  await t.step("privileged and add ALL: only what davit's bounding set holds", () => {
+    const boundingCapabilities = capabilitiesFromMask("000001fffeffffff");
+    for (
+      const s of [
+        generateSpec(input({ privileged: true, boundingCapabilities })),
+        generateSpec(input({ capabilities: { add: ["ALL"], drop: [] }, boundingCapabilities })),
+      ]
+    ) {
+      for (const set of [s.process.capabilities.bounding, s.process.capabilities.effective]) {
+        assertEquals(set.length, 40);
+        assertEquals(set.includes("CAP_SYS_RESOURCE"), false);
+      }
+    }
+    assertThrows(
+      () => generateSpec(input({ capabilities: { add: ["SYS_RESOURCE"], drop: [] }, boundingCapabilities })),
+      InvalidArgument,
+      "not in davit's bounding set",
+    );
+  });
+  await t.step("masked and read-only paths are taken independently", () => {
+    const cases: [string, Partial<SpecInput>, string[], string[]][] = [
+      ["neither: both defaults", {}, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS],
+      ["masked only", { maskedPaths: ["/m"] }, ["/m"], DEFAULT_READONLY_PATHS],
+      ["read-only only", { readonlyPaths: ["/r"] }, DEFAULT_MASKED_PATHS, ["/r"]],
+      ["both", { maskedPaths: ["/m"], readonlyPaths: ["/r"] }, ["/m"], ["/r"]],
+      ["privileged: none", { privileged: true, maskedPaths: ["/m"] }, [], []],
+    ];
+    for (const [name, over, masked, readonly] of cases) {
+      const s = generateSpec(input(over));
+      assertEquals([s.linux.maskedPaths, s.linux.readonlyPaths], [masked, readonly], name);
+    }
+  });
+  await t.step("rootfs propagation follows the strongest bind propagation", () => {
+    const bind = (containerPath: string, propagation: string) => ({
+      containerPath,
+      hostPath: `/h${containerPath}`,
+      readonly: false,
+      propagation,
+      recursiveReadOnly: false,
+    });
+    const cases: [string, SpecInput["mounts"], string | undefined][] = [
+      ["no binds: unset", [], undefined],
+      ["private only: unset", [bind("/p", "PROPAGATION_PRIVATE")], undefined],
+      [
+        "HOST_TO_CONTAINER: rslave",
+        [bind("/p", "PROPAGATION_PRIVATE"), bind("/s", "PROPAGATION_HOST_TO_CONTAINER")],
+        "rslave",
+      ],
+      [
+        "BIDIRECTIONAL: rshared",
+        [bind("/s", "PROPAGATION_HOST_TO_CONTAINER"), bind("/b", "PROPAGATION_BIDIRECTIONAL")],
+        "rshared",
+      ],
+    ];
+    for (const [name, mounts, want] of cases) {
+      const s = generateSpec(input({ mounts, sourcePropagation: () => "shared" }));
+      assertEquals(s.linux.rootfsPropagation, want, name);
+    }
   });
   await t.step("host network: no network namespace to join or create", () => {
     const s = generateSpec(input({ pod: { hostname: "h", namespaces: {}, pidMode: "NODE", sysctls: {} } }));

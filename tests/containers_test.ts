@@ -256,6 +256,48 @@ Deno.test("container lifecycle with logs, exit codes, entrypoint/cmd and users",
       ]);
     });
     await t.step(
+      "security context: capabilities within davit's bounding set, seccomp path, groups, paths",
+      async () => {
+        const line = (name: string, text: string) => new RegExp(`^${name}:\\s*(\\S+)$`, "m").exec(text)?.[1];
+        const bnd = line("CapBnd", await Deno.readTextFile("/proc/self/status"))!;
+        const caps = "grep -E '^(CapBnd|CapEff)' /proc/self/status";
+        for (
+          const [name, sc] of [["s1", { privileged: true }], ["s2", { capabilities: { add_capabilities: ["ALL"] } }]]
+        ) {
+          const out = await run(name as string, env.bb, {
+            command: ["sh", "-c", caps],
+            linux: { security_context: sc },
+          });
+          assertEquals([line("CapBnd", out), line("CapEff", out)], [bnd, bnd], `${name}: ${out}`);
+        }
+        const refused = async (name: string, sc: Msg, ...words: string[]) => {
+          const err = await container(c, p, name, env.bb, { command: ["true"], linux: { security_context: sc } })
+            .then(() => undefined, (e) => e as CriCallError);
+          assertEquals(err?.codeName, "INVALID_ARGUMENT", name);
+          for (const w of words) assert(err!.details.includes(w), `${name}: ${err!.details}`);
+        };
+        if (!(BigInt(`0x${bnd}`) & (1n << 24n))) {
+          await refused("s3", { capabilities: { add_capabilities: ["SYS_RESOURCE"] } }, "CAP_SYS_RESOURCE", "bounding");
+        }
+        const seccomp = (name: string, path: string) =>
+          run(name, env.bb, {
+            command: ["sh", "-c", "grep '^Seccomp:' /proc/self/status"],
+            linux: { security_context: { seccomp_profile_path: path } },
+          });
+        assertEquals(await seccomp("s4", "unconfined"), "Seccomp:\t0");
+        assertEquals(await seccomp("s5", "runtime/default"), "Seccomp:\t2");
+        assertEquals(await seccomp("s6", ""), "Seccomp:\t2");
+        await refused("s7", { seccomp_profile_path: "bogus/x" }, '"bogus/x"');
+        await refused("s8", { run_as_group: { value: 5 } }, "run_as_group", "run_as_user", "run_as_username");
+        const procSys = await run("s9", env.bb, {
+          command: ["sh", "-c", "grep ' /proc/sys ' /proc/mounts; cat /proc/timer_list | wc -c"],
+          linux: { security_context: { masked_paths: ["/proc/timer_list"] } },
+        });
+        assert(/ \/proc\/sys proc ro[, ]/.test(procSys), `read-only paths kept with masked_paths alone: ${procSys}`);
+        assertEquals(procSys.split("\n").at(-1)?.trim(), "0");
+      },
+    );
+    await t.step(
       "ListContainers filters; RemoveContainer is idempotent; the image in use cannot be removed",
       async () => {
         const all = (await c.call("ListContainers", {})).containers;
