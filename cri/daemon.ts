@@ -254,6 +254,7 @@ export class Daemon {
       runroot: cfg.runroot,
       shmSize: cfg.runtime.shm_size,
       runtimeHandlers: Object.keys(cfg.runtime.runtimes),
+      defaultLogDir: cfg.log_dir,
       defaultRuntime: cfg.runtime.default_runtime,
       network: {
         setUp: async ({ id, spec, netns }) => {

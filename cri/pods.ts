@@ -65,6 +65,11 @@ export interface PodManagerOptions {
   monitors?: PodMonitors;
   /** Infra processes, for pods that share a PID namespace. */
   infra?: PodInfra;
+  /**
+   * Where logs of pods without a `log_directory` of their own go (`<log_dir>/<ns>_<name>_<uid>`, made by
+   * CreateContainer); RemovePodSandbox removes that directory, which nobody else owns.
+   */
+  defaultLogDir?: string;
   /** Stops and removes a pod's containers (the container side registers it). */
   containers?: {
     stopAll(podId: string, timeoutSec: number): Promise<void>;
@@ -280,6 +285,16 @@ export class PodManager {
       if (!cur) return;
       await this.#o.containers?.removeAll(cur.id);
       await this.#teardown(cur.id, cur.runtimeHandler, cur.runtime);
+      const spec = cur.runtime.spec;
+      if (!spec.logDirectory && this.#o.defaultLogDir) {
+        // The kubelet removes the log directories it names; the one davit chose for this pod is davit's to remove.
+        const dir = `${this.#o.defaultLogDir}/${spec.namespace}_${spec.name}_${spec.uid}`;
+        await Deno.remove(dir, { recursive: true }).catch((err) => {
+          if (!(err instanceof Deno.errors.NotFound)) {
+            this.#log.warn("cannot remove the pod's log directory", { pod: cur.id, dir, error: errorMessage(err) });
+          }
+        });
+      }
       this.#o.state.deletePod(cur.id);
     });
   }

@@ -449,3 +449,25 @@ Deno.test("SIGKILL during CreateContainer, then restart: nothing leaked", async 
     await env.reg.stop();
   }
 });
+
+Deno.test("a pod without a log directory logs under log_dir, and RemovePodSandbox removes that directory", async () => {
+  const env = await setup();
+  try {
+    await using d = await startDaemon({ files: daemonFiles(env) });
+    using c = d.client();
+    await using _pods = { [Symbol.asyncDispose]: () => removeAllPods(c) };
+    await c.call("PullImage", { image: { image: env.bb } });
+    const config = { metadata: { name: "nolog", namespace: "test", uid: "uid-nolog" } };
+    const p = { id: (await c.call("RunPodSandbox", { config })).pod_sandbox_id, config };
+    const id = await container(c, p, "talk", env.bb, { command: ["echo", "hi"] });
+    await c.call("StartContainer", { container_id: id });
+    const s = await exited(c, id);
+    const dir = `${d.dir}/pod-logs/test_nolog_uid-nolog`;
+    assertEquals(s.log_path, `${dir}/talk.log`);
+    assertEquals((await logLines(s.log_path)).map(([, , x]) => x), ["hi"]);
+    await c.call("RemovePodSandbox", { pod_sandbox_id: p.id });
+    assertEquals(await Deno.stat(dir).then(() => true, () => false), false);
+  } finally {
+    await env.reg.stop();
+  }
+});

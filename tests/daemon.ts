@@ -85,6 +85,9 @@ export async function startDaemon(opts: StartDaemonOptions = {}): Promise<TestDa
     "debug",
     "--network-dir",
     `${dir}/cni`,
+    // Logs of pods that name no log directory: kept out of the host's /var/log/pods.
+    "--log-dir",
+    `${dir}/pod-logs`,
     ...(opts.args ?? []),
   ];
   // davit treats a missing --config file or --config-dir as an error, so both exist, if empty.
