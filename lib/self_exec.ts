@@ -21,14 +21,25 @@ export interface SelfForm {
   prefix: string[];
 }
 
+/** Options for {@link selfForm}. */
+export interface SelfFormOptions {
+  /**
+   * The mode launched imports nothing through deno.json's import map (no npm packages): under `deno run` the child
+   * then gets `--no-config --no-npm`, so it neither reads the config and lock file nor sets up npm resolution,
+   * which costs a long-lived process (the pod monitor) memory for its whole life. No effect when compiled.
+   */
+  bare?: boolean;
+}
+
 /**
  * Works out how to start this program again. A compiled binary runs its embedded main module, so it is launched
  * directly; otherwise (`deno run main.ts`, or `deno test`, whose main module is a test file) the same Deno runs
- * main.ts, found beside this module's folder, with the same config file and permissions.
+ * main.ts, found beside this module's folder, with the same config file (unless `bare`) and permissions.
  */
 export function selfForm(
   mainModule: string = new URL("../main.ts", import.meta.url).href,
   execPath: string = Deno.execPath(),
+  opts: SelfFormOptions = {},
 ): SelfForm {
   // A compiled executable serves its embedded modules from a virtual file system rooted in a temporary
   // "deno-compile-" directory, and is not itself called deno.
@@ -38,6 +49,10 @@ export function selfForm(
   const mainUrl = new URL(mainModule);
   const configUrl = new URL("deno.json", mainModule);
   const prefix = ["run", "--quiet", "--no-prompt", ...PERMISSION_FLAGS];
+  if (opts.bare) {
+    prefix.push("--no-config", "--no-npm", mainUrl.pathname);
+    return { compiled: false, execPath, prefix };
+  }
   try {
     Deno.statSync(configUrl);
     prefix.push("--config", configUrl.pathname);
@@ -59,11 +74,13 @@ export interface SelfCommandOptions {
   /** Start in a new session (setsid) so it survives the parent; Deno exposes this as `detached`. */
   detached?: boolean;
   signal?: AbortSignal;
+  /** See {@link SelfFormOptions.bare}. */
+  bare?: boolean;
 }
 
 /** A `Deno.Command` that runs davit with `args`, in whichever form this process runs. */
 export function selfCommand(args: string[], opts: SelfCommandOptions = {}): Deno.Command {
-  const form = selfForm();
+  const form = selfForm(undefined, undefined, { bare: opts.bare ?? false });
   const options: Deno.CommandOptions = { args: [...form.prefix, ...args] };
   if (opts.env) options.env = opts.env;
   if (opts.clearEnv) options.clearEnv = opts.clearEnv;
