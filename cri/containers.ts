@@ -274,8 +274,12 @@ export class ContainerManager {
         );
       }
       const pod = this.#o.state.pod<PodRuntime>(cur.podId)!;
+      // Taken before the start: a container that exits at once must never finish before it started.
+      const startedAt = nowNanos();
       await this.#o.runtimeFor(pod.runtimeHandler).start(c.id);
-      this.#o.state.updateContainer(c.id, { state: "running", startedAt: nowNanos() });
+      // A refresh (a status call, the orphan check) may already have recorded its exit: keep that state.
+      const now = this.#o.state.container<ContainerRuntime>(c.id);
+      this.#o.state.updateContainer(c.id, now?.state === "created" ? { state: "running", startedAt } : { startedAt });
     });
   }
 
