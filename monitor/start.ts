@@ -68,6 +68,18 @@ async function readText(stream: ReadableStream<Uint8Array>, max: number, signal?
   return chunks.map((c) => dec.decode(c, { stream: true })).join("");
 }
 
+/** How often {@link startMonitor} looks for the new monitor's socket. */
+const POLL_MS = 5;
+
+function exists(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function tail(path: string, lines: number): string {
   try {
     return Deno.readTextFileSync(path).trimEnd().split("\n").slice(-lines).join("\n");
@@ -118,6 +130,13 @@ export async function startMonitor(opts: StartMonitorOptions): Promise<StartedMo
     }
     const remaining = deadline - Date.now();
     if (remaining <= 0) break;
+    // Until the socket exists there is nothing to connect to: look again soon (a Deno boot takes tens of ms, and
+    // this wait is on RunPodSandbox's path), without making a client for each look.
+    if (!exists(paths.socket)) {
+      lastError = `no socket ${paths.socket}`;
+      await new Promise((r) => setTimeout(r, POLL_MS));
+      continue;
+    }
     const client = new MonitorClient(paths.socket, { connectTimeoutMs: Math.min(remaining, 1000), ...opts.client });
     try {
       const pong = await client.ping({ timeoutMs: Math.min(remaining, 2000) });
@@ -133,7 +152,7 @@ export async function startMonitor(opts: StartMonitorOptions): Promise<StartedMo
       lastError = errorMessage(err);
     }
     await client.close();
-    await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, POLL_MS));
   }
   try {
     child.kill("SIGKILL");
