@@ -43,6 +43,11 @@ import { stopPodSandbox } from "./pod_stop.ts";
 import { removePodSandbox } from "./pod_remove.ts";
 import { podSandboxStatus } from "./pod_status.ts";
 import { listPodSandbox, streamPodSandboxes } from "./pod_list.ts";
+import { CpuSamples } from "./stats.ts";
+import { containerStats } from "./container_stats.ts";
+import { listContainerStats } from "./container_stats_list.ts";
+import { podSandboxStats } from "./pod_stats.ts";
+import { listPodSandboxStats } from "./pod_stats_list.ts";
 import { DAEMON_MIGRATIONS, IMAGE_STORE_MIGRATIONS, openDatabase, RootfsManager } from "../storage/mod.ts";
 import type { ImageService } from "../image/mod.ts";
 import { openImageService } from "./image_setup.ts";
@@ -80,6 +85,7 @@ export class Daemon {
   #pods: PodManager | undefined;
   #cni: CniManager | undefined;
   #containers: ContainerManager | undefined;
+  #rootfs: RootfsManager | undefined;
   #monitors: MonitorSet | undefined;
   readonly #runtimes = new Map<string, OciRuntime & { path: string; root: string; args: string[] }>();
   readonly #runtimePaths = new Map<string, string>();
@@ -126,6 +132,12 @@ export class Daemon {
   get containers(): ContainerManager {
     if (!this.#containers) throw new FailedPrecondition("the container manager is not running");
     return this.#containers;
+  }
+
+  /** Containers' root filesystems and writable layers. */
+  get rootfs(): RootfsManager {
+    if (!this.#rootfs) throw new FailedPrecondition("the root filesystem manager is not running");
+    return this.#rootfs;
   }
 
   /** The streaming server for exec, attach and port-forward. */
@@ -235,6 +247,7 @@ export class Daemon {
     }
     this.#monitors = new MonitorSet(cfg.runroot, cfg.log_level);
     const rootfs = new RootfsManager(this.#images.store, cfg.root);
+    this.#rootfs = rootfs;
     const infra = new InfraManager({
       images: this.#images,
       rootfs,
@@ -321,6 +334,8 @@ export class Daemon {
       new Date().toISOString(),
     );
 
+    // CPU samples for usage_nano_cores, shared by the four stats RPCs (a rate needs the previous reading).
+    const samples = new CpuSamples();
     const handlers: Handlers = {
       Version: version,
       Status: status(this),
@@ -343,6 +358,10 @@ export class Daemon {
       RemovePodSandbox: removePodSandbox(this),
       PodSandboxStatus: podSandboxStatus(this),
       ListPodSandbox: listPodSandbox(this),
+      ContainerStats: containerStats(this, samples),
+      ListContainerStats: listContainerStats(this, samples),
+      PodSandboxStats: podSandboxStats(this, samples),
+      ListPodSandboxStats: listPodSandboxStats(this, samples),
       StreamPodSandboxes: streamPodSandboxes(this),
       PullImage: pullImage(this),
       ImageStatus: imageStatus(this),

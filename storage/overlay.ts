@@ -268,13 +268,17 @@ export interface DiskUsage {
   bytes: number;
   /** Inodes, hardlinked ones counted once. */
   inodes: number;
+  /** True when the walk stopped at `maxEntries` (the counts are then lower bounds). */
+  partial?: boolean;
 }
 
 /**
  * Walks `dir` without following symlinks and sums allocated bytes and inodes, counting a hardlinked inode once.
- * Entries that vanish during the walk are skipped (a container may be writing).
+ * Entries that vanish during the walk are skipped (a container may be writing). With `maxEntries`, the walk stops
+ * after that many entries and says so (`partial`), so a huge tree cannot stall a caller that asks often.
  */
-export async function diskUsage(dir: string): Promise<DiskUsage> {
+export async function diskUsage(dir: string, opts: { maxEntries?: number } = {}): Promise<DiskUsage> {
+  const max = opts.maxEntries ?? Infinity;
   const seen = new Set<string>();
   let bytes = 0;
   let inodes = 0;
@@ -290,6 +294,7 @@ export async function diskUsage(dir: string): Promise<DiskUsage> {
   add(await Deno.lstat(dir));
   const stack = [dir];
   while (stack.length > 0) {
+    if (inodes >= max) return { bytes, inodes, partial: true };
     const d = stack.pop()!;
     const names: string[] = [];
     try {

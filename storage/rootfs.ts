@@ -78,8 +78,8 @@ export class RootfsManager {
     });
   }
 
-  /** Bytes and inodes in the container's writable layer. */
-  async usage(containerId: string): Promise<DiskUsage> {
-    return await diskUsage(`${this.dir(containerId)}/upper`);
+  /** Bytes and inodes in the container's writable layer (walk bounded by `maxEntries`, see {@link diskUsage}). */
+  async usage(containerId: string, opts: { maxEntries?: number } = {}): Promise<DiskUsage> {
+    return await diskUsage(`${this.dir(containerId)}/upper`, opts);
   }
 }
