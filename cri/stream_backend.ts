@@ -6,7 +6,7 @@
  */
 import { errorMessage } from "../lib/errors.ts";
 import { logger } from "../lib/log.ts";
-import { PortForwarder } from "../runtime/mod.ts";
+import { connectLoopback, PortForwarder } from "../runtime/mod.ts";
 import type { Daemon } from "./daemon.ts";
 import {
   type AttachTarget,
@@ -141,7 +141,7 @@ export function streamBackend(daemon: Daemon): StreamBackend {
     async portForward(podId: string, signal: AbortSignal): Promise<PodDialer> {
       const pod = daemon.pods.get(podId);
       const netns = pod.runtime.namespaces?.net;
-      if (!netns) return hostDialer();
+      if (!netns) return hostDialer(signal);
       const fwd = await PortForwarder.start(netns, { signal });
       return {
         connect: (port) => fwd.connect(port),
@@ -151,21 +151,19 @@ export function streamBackend(daemon: Daemon): StreamBackend {
   };
 }
 
-/** Connections on the host's own loopback, for a pod on the host network. */
-function hostDialer(): PodDialer {
+/** Connections on the host's own loopback, for a pod on the host network (the helper's dialling rule). */
+function hostDialer(signal: AbortSignal): PodDialer {
   const open = new Set<Deno.TcpConn>();
+  const closeQuietly = (conn: Deno.TcpConn) => {
+    try {
+      conn.close();
+    } catch {
+      // already closed
+    }
+  };
   return {
     async connect(port: number): Promise<PodConnection> {
-      let conn: Deno.TcpConn;
-      try {
-        conn = await Deno.connect({ hostname: "127.0.0.1", port });
-      } catch {
-        try {
-          conn = await Deno.connect({ hostname: "::1", port });
-        } catch (err) {
-          throw new Error(`connect to port ${port} on the host's loopback: ${errorMessage(err)}`);
-        }
-      }
+      const conn = await connectLoopback(port, signal, "on the host's loopback");
       open.add(conn);
       const writer = conn.writable.getWriter();
       return {
@@ -173,23 +171,12 @@ function hostDialer(): PodDialer {
         write: (d) => writer.write(d),
         closeWrite: () => conn.closeWrite(),
         close: () => {
-          if (!open.delete(conn)) return;
-          try {
-            conn.close();
-          } catch {
-            // already closed
-          }
+          if (open.delete(conn)) closeQuietly(conn);
         },
       };
     },
     close(): Promise<void> {
-      for (const c of open) {
-        try {
-          c.close();
-        } catch {
-          // already closed
-        }
-      }
+      for (const c of open) closeQuietly(c);
       open.clear();
       log.debug("host port-forward session closed");
       return Promise.resolve();

@@ -49,6 +49,7 @@ export {
 export type { PinnedNamespace, PodNamespaceKind, PodNamespaceOptions, PodNamespacePaths } from "./pod_namespaces.ts";
 export { PortForwarder } from "./port_forward.ts";
 export type { PortConnection, PortForwarderOptions } from "./port_forward.ts";
+export { connectLoopback } from "./loopback_dial.ts";
 export { parseSysctlList, planPodSysctls, sysctlNamespace } from "./pod_sysctls.ts";
 export type { PlannedSysctl, SysctlNamespace } from "./pod_sysctls.ts";
 export {

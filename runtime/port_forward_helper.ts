@@ -7,6 +7,7 @@
  * @module
  */
 import { errorMessage, InvalidArgument } from "../lib/errors.ts";
+import { connectLoopback, reason } from "./loopback_dial.ts";
 import { AT, CLONE, close, O, openat, setns } from "../lib/libc.ts";
 import {
   encodeError,
@@ -33,9 +34,6 @@ Flags:
   --netns PATH  the pinned network namespace file to enter
   --help        print this text`;
 
-/** How long one connection may take to be established, both loopback addresses together. */
-export const CONNECT_TIMEOUT_MS = 10_000;
-
 /**
  * Enters the network namespace pinned at `path` with the calling (JavaScript) thread. Deno creates sockets on the
  * thread that runs JavaScript, so every later Deno.connect is made inside it; other threads (V8's, the blocking
@@ -52,41 +50,6 @@ export function enterNetns(path: string): void {
   const want = `net:[${Deno.statSync(path).ino}]`;
   const got = Deno.readLinkSync("/proc/thread-self/ns/net");
   if (got !== want) throw new Error(`after setns the thread is in ${got}, not ${want} (${JSON.stringify(path)})`);
-}
-
-/** "Connection refused (os error 111)" -> "connection refused". */
-function reason(err: unknown): string {
-  const m = errorMessage(err).replace(/ \(os error \d+\)$/, "");
-  return m.charAt(0).toLowerCase() + m.slice(1);
-}
-
-/**
- * Connects to `port` on the namespace's loopback as "localhost": 127.0.0.1 first, then [::1] when that fails for
- * any reason (refused, no IPv4 loopback address, ...), both within {@link CONNECT_TIMEOUT_MS}. Address literals
- * only, so nothing is looked up outside the namespace.
- */
-async function connectLoopback(port: number, signal: AbortSignal): Promise<Deno.TcpConn> {
-  const timeout = new AbortController();
-  const timer = setTimeout(() => timeout.abort(), CONNECT_TIMEOUT_MS);
-  const both = AbortSignal.any([signal, timeout.signal]);
-  const failures: string[] = [];
-  try {
-    for (const hostname of ["127.0.0.1", "::1"]) {
-      try {
-        return await Deno.connect({ hostname, port, signal: both });
-      } catch (err) {
-        if (signal.aborted) throw err;
-        const why = timeout.signal.aborted ? `timed out after ${CONNECT_TIMEOUT_MS / 1000} s` : reason(err);
-        failures.push(hostname.includes(":") ? `[${hostname}]: ${why}` : `${hostname}: ${why}`);
-        if (timeout.signal.aborted) break;
-      }
-    }
-  } finally {
-    clearTimeout(timer);
-  }
-  const whys = failures.map((f) => f.slice(f.indexOf(": ") + 2));
-  const detail = whys.every((w) => w === whys[0]) ? whys[0] : failures.join("; ");
-  throw new Error(`connect to port ${port} in the pod: ${detail}`);
 }
 
 /** Resolves waiters when notified (one wake-up for all current waiters). */
