@@ -5,7 +5,7 @@
  * pod monitor) consume it and report a {@link SessionOutcome}, which the transport turns into the final status.
  * @module
  */
-import type { TerminalSize } from "./remotecommand.ts";
+import { errorStatus, exitCodeStatus, type K8sStatus, successStatus, type TerminalSize } from "./remotecommand.ts";
 
 /** Where output for the client goes. `close` ends that stream (a FIN), telling the client no more follows. */
 export interface ByteSink {
@@ -31,6 +31,13 @@ export type SessionOutcome =
   | { kind: "error"; message: string }
   /** The client went away: nothing to report. */
   | { kind: "gone" };
+
+/** The final Status a session reports: Success, NonZeroExitCode with the code, or the error; none when gone. */
+export function outcomeStatus(outcome: SessionOutcome): K8sStatus | undefined {
+  if (outcome.kind === "gone") return undefined;
+  if (outcome.kind === "error") return errorStatus(outcome.message);
+  return outcome.exitCode === 0 ? successStatus() : exitCodeStatus(outcome.exitCode);
+}
 
 /** What an exec request asked for, as the CRI Exec call recorded it. */
 export interface ExecTarget {

@@ -12,19 +12,16 @@ import { HttpError, type IncomingRequest, writeSwitchingProtocols } from "./http
 import { pushStream } from "./push_stream.ts";
 import {
   encodeStatus,
-  errorStatus,
-  exitCodeStatus,
   parsePort,
   PORT_HEADER,
   protocolRules,
   REQUEST_ID_HEADER,
   ResizeDecoder,
   STREAM_TYPE_HEADER,
-  successStatus,
   type TerminalSize,
 } from "./remotecommand.ts";
 import type { ByteSink, PodConnection, PodDialer, SessionIo, SessionOutcome } from "./session.ts";
-import { pump } from "./session.ts";
+import { outcomeStatus, pump } from "./session.ts";
 import { SpdySession } from "./spdy_session.ts";
 import type { SpdyStream } from "./spdy_stream.ts";
 import type { StreamFlags } from "./ws_remotecommand.ts";
@@ -153,12 +150,8 @@ export async function serveSpdyRemoteCommand(
     opts.signal.removeEventListener("abort", onAbort);
   }
   const errorStream = got.get("error")!;
-  if (outcome.kind !== "gone") {
-    const status = outcome.kind === "error"
-      ? errorStatus(outcome.message)
-      : outcome.exitCode === 0
-      ? successStatus()
-      : exitCodeStatus(outcome.exitCode);
+  const status = outcomeStatus(outcome);
+  if (status) {
     const bytes = encodeStatus(rules, status);
     if (bytes) await errorStream.write(bytes).catch(() => {});
     else if (rules.legacyV1) errorStream.reset();

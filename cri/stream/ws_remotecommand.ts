@@ -11,15 +11,12 @@ import {
   decodeChannel,
   encodeChannel,
   encodeStatus,
-  errorStatus,
-  exitCodeStatus,
   type ProtocolRules,
   protocolRules,
   ResizeDecoder,
-  successStatus,
   type TerminalSize,
 } from "./remotecommand.ts";
-import type { ByteSink, SessionIo, SessionOutcome } from "./session.ts";
+import { type ByteSink, outcomeStatus, type SessionIo, type SessionOutcome } from "./session.ts";
 import type { WebSocketConn } from "./websocket.ts";
 
 /** Which channels a session has. */
@@ -88,15 +85,9 @@ export async function openWsSession(
       signal: gone.signal,
     },
     async finish(outcome: SessionOutcome): Promise<void> {
-      if (outcome.kind !== "gone") {
-        const status = outcome.kind === "error"
-          ? errorStatus(outcome.message)
-          : outcome.exitCode === 0
-          ? successStatus()
-          : exitCodeStatus(outcome.exitCode);
-        const bytes = encodeStatus(rules, status);
-        if (bytes) await ws.send(encodeChannel(rules, CHANNEL.error, bytes)).catch(() => {});
-      }
+      const status = outcomeStatus(outcome);
+      const bytes = status && encodeStatus(rules, status);
+      if (bytes) await ws.send(encodeChannel(rules, CHANNEL.error, bytes)).catch(() => {});
       await ws.close(1000).catch(() => {});
       gone.abort();
     },
