@@ -209,3 +209,34 @@ export function specBuilder(config: Config, opts: SpecBuilderOptions = {}): Spec
     return { spec: spec as unknown as Record<string, unknown>, user };
   };
 }
+
+type Spec = {
+  process?: { oomScoreAdj?: number };
+  linux?: {
+    resources?: {
+      cpu?: { shares?: number; quota?: number; period?: number; cpus?: string; mems?: string };
+      memory?: { limit?: number; swap?: number };
+      hugepageLimits?: { pageSize: string; limit: number }[];
+      unified?: Record<string, string>;
+    };
+  };
+};
+
+/** The CRI `LinuxContainerResources` of what the OCI spec applies (zero values for what it leaves unset). */
+export function resourcesFromSpec(spec: Spec): Record<string, unknown> {
+  const r = spec.linux?.resources ?? {};
+  return {
+    linux: {
+      cpu_period: r.cpu?.period ?? 0,
+      cpu_quota: r.cpu?.quota ?? 0,
+      cpu_shares: r.cpu?.shares ?? 0,
+      memory_limit_in_bytes: r.memory?.limit ?? 0,
+      oom_score_adj: spec.process?.oomScoreAdj ?? 0,
+      cpuset_cpus: r.cpu?.cpus ?? "",
+      cpuset_mems: r.cpu?.mems ?? "",
+      hugepage_limits: (r.hugepageLimits ?? []).map((h) => ({ page_size: h.pageSize, limit: h.limit })),
+      unified: r.unified ?? {},
+      memory_swap_limit_in_bytes: r.memory?.swap ?? 0,
+    },
+  };
+}

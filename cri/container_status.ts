@@ -1,10 +1,11 @@
 /**
- * ContainerStatus: state, times, exit code and reason, image, mounts, log path, user, the resources applied (read
- * back from the container's OCI spec) and metadata.
+ * ContainerStatus: state, times, exit code and reason, image, mounts, log path, user, the resources applied (taken
+ * from the container's OCI spec when it was created) and metadata.
  */
 import { InvalidArgument } from "../lib/errors.ts";
 import type { ContainerRecord } from "../runtime/mod.ts";
 import type { ContainerRuntime } from "./containers.ts";
+import { resourcesFromSpec } from "./container_spec.ts";
 import type { Daemon } from "./daemon.ts";
 import type { Message, UnaryHandler } from "./grpc_server.ts";
 
@@ -34,37 +35,6 @@ export function containerBasics(c: ContainerRecord<ContainerRuntime>): Message {
     created_at: c.createdAt,
     labels: s.labels,
     annotations: s.annotations,
-  };
-}
-
-type Spec = {
-  process?: { oomScoreAdj?: number };
-  linux?: {
-    resources?: {
-      cpu?: { shares?: number; quota?: number; period?: number; cpus?: string; mems?: string };
-      memory?: { limit?: number; swap?: number };
-      hugepageLimits?: { pageSize: string; limit: number }[];
-      unified?: Record<string, string>;
-    };
-  };
-};
-
-/** The CRI `LinuxContainerResources` of what the OCI spec applies (zero values for what it leaves unset). */
-export function resourcesFromSpec(spec: Spec): Message {
-  const r = spec.linux?.resources ?? {};
-  return {
-    linux: {
-      cpu_period: r.cpu?.period ?? 0,
-      cpu_quota: r.cpu?.quota ?? 0,
-      cpu_shares: r.cpu?.shares ?? 0,
-      memory_limit_in_bytes: r.memory?.limit ?? 0,
-      oom_score_adj: spec.process?.oomScoreAdj ?? 0,
-      cpuset_cpus: r.cpu?.cpus ?? "",
-      cpuset_mems: r.cpu?.mems ?? "",
-      hugepage_limits: (r.hugepageLimits ?? []).map((h) => ({ page_size: h.pageSize, limit: h.limit })),
-      unified: r.unified ?? {},
-      memory_swap_limit_in_bytes: r.memory?.swap ?? 0,
-    },
   };
 }
 
@@ -101,10 +71,14 @@ export function containerStatus(daemon: Daemon): UnaryHandler {
         }
         : {}),
     };
-    const config = c.runtime.bundle
-      ? await Deno.readTextFile(`${c.runtime.bundle}/config.json`).then(JSON.parse, () => undefined)
-      : undefined;
-    if (config) status.resources = resourcesFromSpec(config);
+    // The spec is read only when needed: for verbose info, or for a container recorded before resources were kept.
+    const readSpec = () =>
+      c.runtime.bundle
+        ? Deno.readTextFile(`${c.runtime.bundle}/config.json`).then(JSON.parse, () => undefined)
+        : Promise.resolve(undefined);
+    const config = req.verbose || !c.runtime.resources ? await readSpec() : undefined;
+    const resources = c.runtime.resources ?? (config ? resourcesFromSpec(config) : undefined);
+    if (resources) status.resources = resources;
     const res: Message = { status };
     if (req.verbose) {
       res.info = {

@@ -13,6 +13,7 @@ import { containerCgroupPath } from "../runtime/mod.ts";
 import type { RootfsManager } from "../storage/mod.ts";
 import type { ContainerStatus as MonitorStatus } from "../monitor/mod.ts";
 import { containerReservedName, type ContainerSpec } from "./container_config.ts";
+import { resourcesFromSpec } from "./container_spec.ts";
 import { KeyedMutex } from "./keyed_mutex.ts";
 import type { MonitorSet } from "./monitors.ts";
 import { nowNanos, randomId } from "./ids.ts";
@@ -28,6 +29,8 @@ export interface ContainerRuntime {
   cgroup?: string;
   /** The resolved user, for ContainerStatus. */
   user?: { uid: number; gid: number; additionalGids: number[] };
+  /** The CRI ContainerResources the OCI spec applies, for ContainerStatus (taken once, at creation). */
+  resources?: Record<string, unknown>;
   created?: boolean;
   pid?: number;
   /**
@@ -198,6 +201,7 @@ export class ContainerManager {
           cgroupsPath: rt.cgroup,
         });
         if (user) rt.user = user;
+        rt.resources = resourcesFromSpec(oci);
         const bundle = `${this.#o.runroot}/containers/${id}`;
         await Deno.mkdir(bundle, { recursive: true, mode: 0o700 });
         await Deno.writeTextFile(`${bundle}/config.json`, JSON.stringify(oci));
