@@ -14,6 +14,7 @@ import type { RootfsManager } from "../storage/mod.ts";
 import type { ContainerStatus as MonitorStatus } from "../monitor/mod.ts";
 import { containerReservedName, type ContainerSpec } from "./container_config.ts";
 import { resourcesFromSpec } from "./container_spec.ts";
+import { defaultPodLogDir } from "./pod_config.ts";
 import { KeyedMutex } from "./keyed_mutex.ts";
 import type { MonitorSet } from "./monitors.ts";
 import { nowNanos, randomId } from "./ids.ts";
@@ -207,7 +208,7 @@ export class ContainerManager {
         await Deno.writeTextFile(`${bundle}/config.json`, JSON.stringify(oci));
         rt.bundle = bundle;
         const logDir = pod.runtime.spec.logDirectory ||
-          `${this.#o.logDir}/${pod.runtime.spec.namespace}_${pod.runtime.spec.name}_${pod.runtime.spec.uid}`;
+          defaultPodLogDir(this.#o.logDir, pod.runtime.spec);
         rt.logPath = `${logDir}/${spec.logPath || `${spec.name}/${spec.attempt}.log`}`;
         await Deno.mkdir(rt.logPath.slice(0, rt.logPath.lastIndexOf("/")), { recursive: true });
         save();

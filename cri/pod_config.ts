@@ -57,6 +57,14 @@ function str(v: unknown): string {
   return typeof v === "string" ? v : "";
 }
 
+/**
+ * The log directory of a pod that names none (`<log_dir>/<namespace>_<name>_<uid>`, the kubelet's own layout):
+ * CreateContainer writes there, RemovePodSandbox removes it.
+ */
+export function defaultPodLogDir(logDir: string, spec: Pick<PodSpec, "namespace" | "name" | "uid">): string {
+  return `${logDir}/${spec.namespace}_${spec.name}_${spec.uid}`;
+}
+
 /** The name under which a pod is reserved: a retried RunPodSandbox finds the first attempt's pod by it. */
 export function podReservedName(spec: Pick<PodSpec, "name" | "namespace" | "uid" | "attempt">): string {
   return `${spec.name}_${spec.namespace}_${spec.uid}_${spec.attempt}`;

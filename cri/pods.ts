@@ -23,7 +23,7 @@ import {
 import type { PodRecord, StateStore } from "../runtime/mod.ts";
 import { nowNanos, randomId } from "./ids.ts";
 import { KeyedMutex } from "./keyed_mutex.ts";
-import { podReservedName, type PodSpec } from "./pod_config.ts";
+import { defaultPodLogDir, podReservedName, type PodSpec } from "./pod_config.ts";
 import type { InfraRecord, PodInfra } from "./pod_infra.ts";
 
 /** What a pod's runtime side consists of; stored with the pod so removal and recovery know what to undo. */
@@ -288,7 +288,7 @@ export class PodManager {
       const spec = cur.runtime.spec;
       if (!spec.logDirectory && this.#o.defaultLogDir) {
         // The kubelet removes the log directories it names; the one davit chose for this pod is davit's to remove.
-        const dir = `${this.#o.defaultLogDir}/${spec.namespace}_${spec.name}_${spec.uid}`;
+        const dir = defaultPodLogDir(this.#o.defaultLogDir, spec);
         await Deno.remove(dir, { recursive: true }).catch((err) => {
           if (!(err instanceof Deno.errors.NotFound)) {
             this.#log.warn("cannot remove the pod's log directory", { pod: cur.id, dir, error: errorMessage(err) });
