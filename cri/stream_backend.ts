@@ -163,7 +163,7 @@ function hostDialer(signal: AbortSignal): PodDialer {
   };
   return {
     async connect(port: number): Promise<PodConnection> {
-      const conn = await connectLoopback(port, signal, "on the host's loopback");
+      const conn = await connectLoopback(port, { signal, where: "on the host's loopback" });
       open.add(conn);
       const writer = conn.writable.getWriter();
       return {

@@ -22,9 +22,9 @@ export function reason(err: unknown): string {
  */
 export async function connectLoopback(
   port: number,
-  signal: AbortSignal,
-  where = "in the pod",
+  opts: { signal: AbortSignal; where?: string },
 ): Promise<Deno.TcpConn> {
+  const { signal, where = "in the pod" } = opts;
   const timeout = new AbortController();
   const timer = setTimeout(() => timeout.abort(), CONNECT_TIMEOUT_MS);
   const both = AbortSignal.any([signal, timeout.signal]);

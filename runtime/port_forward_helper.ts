@@ -161,7 +161,7 @@ class Target {
   /** Runs the connection to its end; `forget` frees the id just before CLOSED is sent. */
   async run(forget: () => void): Promise<void> {
     try {
-      this.#conn = await connectLoopback(this.port, this.#abort.signal);
+      this.#conn = await connectLoopback(this.port, { signal: this.#abort.signal });
     } catch (err) {
       if (!this.#abort.signal.aborted) this.#failure = errorMessage(err);
     }

@@ -205,9 +205,9 @@ export type ByteWriter = WritableStreamDefaultWriter<Uint8Array> | WritableStrea
 export async function writeResponse(
   writer: ByteWriter,
   status: number,
-  headers: HeadersInit = {},
-  body: Uint8Array | string = new Uint8Array(),
+  opts: { headers?: HeadersInit; body?: Uint8Array | string } = {},
 ): Promise<void> {
+  const { headers = {}, body = new Uint8Array() } = opts;
   const h = new Headers(headers);
   const bytes = typeof body === "string" ? new TextEncoder().encode(body) : body;
   if (typeof body === "string" && !h.has("content-type")) h.set("content-type", "text/plain; charset=utf-8");

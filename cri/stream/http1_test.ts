@@ -167,7 +167,7 @@ Deno.test("http1: writing responses", async (t) => {
   }
 
   await t.step("a plain answer has Content-Length and Connection: close", async () => {
-    const text = await written((w) => writeResponse(w, 404, { "x-a": "1" }, "no such session\n"));
+    const text = await written((w) => writeResponse(w, 404, { headers: { "x-a": "1" }, body: "no such session\n" }));
     assertEquals(
       text,
       "HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 16\r\ncontent-type: text/plain; charset=utf-8\r\n" +
@@ -225,7 +225,7 @@ Deno.test("http1: over real TCP", async (t) => {
     assertEquals(dec.decode((await r.read()).value), "first");
     await cw.write(enc.encode("second"));
     assertEquals(dec.decode((await r.read()).value), "second");
-    await writeResponse(req.conn.writable, 200, {}, "ok");
+    await writeResponse(req.conn.writable, 200, { body: "ok" });
     cw.releaseLock();
     await client.closeWrite();
     assertEquals((await r.read()).done, true);
@@ -239,7 +239,7 @@ Deno.test("http1: over real TCP", async (t) => {
     await cw.write(enc.encode("GET / HTTP/1.1\r\n"));
     const err = await assertRejects(() => readRequest(server, { timeoutMs: 100 }), HttpError);
     assertEquals((err as HttpError).status, 408);
-    await writeResponse(server.writable, 408, {}, err.message);
+    await writeResponse(server.writable, 408, { body: err.message });
     server.close();
     cw.releaseLock();
     assertStringIncludes(await readAll(client.readable), "408 Request Timeout");

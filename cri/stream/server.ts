@@ -278,7 +278,7 @@ export class StreamServer {
 }
 
 async function answer(conn: Deno.Conn, err: HttpError): Promise<void> {
-  await writeResponse(conn.writable, err.status, err.headers, err.message + "\n").catch(() => {});
+  await writeResponse(conn.writable, err.status, { headers: err.headers, body: err.message + "\n" }).catch(() => {});
 }
 
 function closeQuietly(conn: Deno.Conn): void {

@@ -95,7 +95,9 @@ function serve(listener: Deno.Listener, options: Partial<UpgradeOptions> = {}) {
     } catch (err) {
       // The edge's one error handler: answer what can be answered, then close.
       if (err instanceof HttpError) {
-        await writeResponse(conn.writable, err.status, err.headers, `${err.message}\n`).catch(() => {});
+        await writeResponse(conn.writable, err.status, { headers: err.headers, body: `${err.message}\n` }).catch(
+          () => {},
+        );
       }
       try {
         conn.close();
