@@ -2,19 +2,10 @@
 // statuses kept by the pod monitor, and restarts of the daemon that lose nothing.
 import { assert, assertEquals } from "./assert.ts";
 import type { CriCallError, CriClient, Msg } from "./cri_client.ts";
-import { LOOPBACK_NETWORK, startDaemon } from "./daemon.ts";
+import { startDaemon } from "./daemon.ts";
+import { container, exited, logLines, pod, registryFiles, removeAllPods, status } from "./cri_helpers.ts";
 import { startRegistry, type TestRegistry } from "./fixtures/registry.ts";
 import { busybox, docker } from "./fixtures/images.ts";
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    const v = await fn();
-    if (v) return v;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 interface Env {
   reg: TestRegistry;
@@ -27,56 +18,6 @@ async function setup(): Promise<Env> {
   const bb = (await busybox(reg)).reference;
   const dock = (await docker(reg)).reference;
   return { reg, bb, dock };
-}
-
-function daemonFiles(env: Env): Record<string, string> {
-  return {
-    ...LOOPBACK_NETWORK,
-    "etc/containers/registries.conf": `[[registry]]\nlocation = "${env.reg.host}"\ninsecure = true\n`,
-  };
-}
-
-async function pod(c: CriClient, name: string, logDir: string): Promise<{ id: string; config: Msg }> {
-  const config = { metadata: { name, namespace: "test", uid: `uid-${name}` }, hostname: name, log_directory: logDir };
-  return { id: (await c.call("RunPodSandbox", { config })).pod_sandbox_id, config };
-}
-
-async function container(
-  c: CriClient,
-  p: { id: string; config: Msg },
-  name: string,
-  image: string,
-  extra: Msg = {},
-): Promise<string> {
-  const config = { metadata: { name }, image: { image }, log_path: `${name}.log`, ...extra };
-  return (await c.call("CreateContainer", { pod_sandbox_id: p.id, config, sandbox_config: p.config })).container_id;
-}
-
-async function status(c: CriClient, id: string): Promise<Msg> {
-  return (await c.call("ContainerStatus", { container_id: id })).status;
-}
-
-async function exited(c: CriClient, id: string): Promise<Msg> {
-  return await waitFor(`container ${id} to exit`, async () => {
-    const s = await status(c, id);
-    return s.state === "CONTAINER_EXITED" ? s : undefined;
-  });
-}
-
-/** The log file's lines, parsed: [stream, tag, content]. */
-async function logLines(path: string): Promise<[string, string, string][]> {
-  const text = await Deno.readTextFile(path).catch(() => "");
-  return text.split("\n").filter(Boolean).map((l) => {
-    const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z) (stdout|stderr) ([FP]) (.*)$/.exec(l);
-    if (!m) throw new Error(`bad CRI log line: ${JSON.stringify(l)}`);
-    return [m[2]!, m[3]!, m[4]!];
-  });
-}
-
-/** Removes every pod, ignoring failures (clean-up after a failed step). */
-async function removeAllPods(c: CriClient): Promise<void> {
-  const pods = await c.call("ListPodSandbox", {}).catch(() => ({ items: [] }));
-  for (const p of pods.items) await c.call("RemovePodSandbox", { pod_sandbox_id: p.id }).catch(() => {});
 }
 
 /** Removes every pod; then neither davit nor runc knows any of the test's containers. */
@@ -94,7 +35,7 @@ async function cleanup(c: CriClient, ids: string[]): Promise<void> {
 Deno.test("container lifecycle with logs, exit codes, entrypoint/cmd and users", async (t) => {
   const env = await setup();
   try {
-    await using d = await startDaemon({ files: daemonFiles(env) });
+    await using d = await startDaemon({ files: registryFiles(env.reg) });
     using c = d.client();
     // Pods outlive the daemon by design: whatever happens in the steps, remove them before the daemon stops.
     await using _pods = { [Symbol.asyncDispose]: () => removeAllPods(c) };
@@ -330,7 +271,7 @@ Deno.test("runtime handlers: a runsc pod runs its container under gVisor; crun's
   try {
     await using d = await startDaemon({
       files: {
-        ...daemonFiles(env),
+        ...registryFiles(env.reg),
         // gVisor here needs its ptrace platform, and its own network stack refuses this kernel (docs/runtimes.md).
         "etc/davit.conf.d/20-runsc.toml":
           '[davit.runtime.runtimes.runsc]\nruntime_args = ["--platform=ptrace", "--network=none"]\n',
@@ -377,7 +318,7 @@ Deno.test("runtime handlers: a runsc pod runs its container under gVisor; crun's
 
 Deno.test("the daemon killed with SIGKILL while containers run and log: nothing is lost", async () => {
   const env = await setup();
-  const first = await startDaemon({ files: daemonFiles(env) });
+  const first = await startDaemon({ files: registryFiles(env.reg) });
   try {
     const c1 = first.client();
     await c1.call("PullImage", { image: { image: env.bb } });
@@ -413,7 +354,7 @@ Deno.test("the daemon killed with SIGKILL while containers run and log: nothing 
 
 Deno.test("SIGKILL during CreateContainer, then restart: nothing leaked", async () => {
   const env = await setup();
-  const first = await startDaemon({ files: daemonFiles(env) });
+  const first = await startDaemon({ files: registryFiles(env.reg) });
   try {
     const c1 = first.client();
     await c1.call("PullImage", { image: { image: env.bb } });
@@ -453,7 +394,7 @@ Deno.test("SIGKILL during CreateContainer, then restart: nothing leaked", async 
 Deno.test("a pod without a log directory logs under log_dir, and RemovePodSandbox removes that directory", async () => {
   const env = await setup();
   try {
-    await using d = await startDaemon({ files: daemonFiles(env) });
+    await using d = await startDaemon({ files: registryFiles(env.reg) });
     using c = d.client();
     await using _pods = { [Symbol.asyncDispose]: () => removeAllPods(c) };
     await c.call("PullImage", { image: { image: env.bb } });

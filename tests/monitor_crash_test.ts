@@ -3,57 +3,16 @@
 // 255, reason Error, a message saying why), stops them through runc, refuses what needs their lost stdio, runs new
 // containers normally, and removes everything; the same after a daemon restart.
 import { assert, assertEquals } from "./assert.ts";
-import type { CriCallError, CriClient, Msg } from "./cri_client.ts";
-import { LOOPBACK_NETWORK, startDaemon, type TestDaemon } from "./daemon.ts";
-import { startRegistry, type TestRegistry } from "./fixtures/registry.ts";
+import type { CriClient, Msg } from "./cri_client.ts";
+import { startDaemon, type TestDaemon } from "./daemon.ts";
+import { container, exited, failure, type PodRef, registryFiles, status, waitFor } from "./cri_helpers.ts";
+import { startRegistry } from "./fixtures/registry.ts";
 import { busybox } from "./fixtures/images.ts";
 import { UNKNOWN_EXIT_MESSAGE } from "../cri/orphans.ts";
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    const v = await fn();
-    if (v) return v;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function daemonFiles(reg: TestRegistry): Record<string, string> {
-  return {
-    ...LOOPBACK_NETWORK,
-    "etc/containers/registries.conf": `[[registry]]\nlocation = "${reg.host}"\ninsecure = true\n`,
-  };
-}
-
-interface Pod {
-  id: string;
-  config: Msg;
-}
-
-async function container(c: CriClient, p: Pod, name: string, image: string, command: string[]): Promise<string> {
-  const config = { metadata: { name }, image: { image }, log_path: `${name}.log`, command };
-  return (await c.call("CreateContainer", { pod_sandbox_id: p.id, config, sandbox_config: p.config })).container_id;
-}
-
-async function status(c: CriClient, id: string): Promise<Msg> {
-  return (await c.call("ContainerStatus", { container_id: id })).status;
-}
-
-async function exited(c: CriClient, id: string): Promise<Msg> {
-  return await waitFor(`container ${id} to exit`, async () => {
-    const s = await status(c, id);
-    return s.state === "CONTAINER_EXITED" ? s : undefined;
-  });
-}
-
-async function failure(p: Promise<unknown>): Promise<CriCallError> {
-  return await p.then(() => {
-    throw new Error("the call succeeded");
-  }, (e) => e as CriCallError);
-}
+type Pod = PodRef;
 
 /** A process that exists and is not a zombie (this VM's init does not reap orphans: their zombies stay). */
 function alive(pid: number): boolean {
@@ -225,7 +184,7 @@ async function removeAndCheck(t: Deno.TestContext, c: CriClient, d: TestDaemon, 
 Deno.test("a pod's monitor killed with SIGKILL: its containers are followed through runc", async (t) => {
   const reg = await startRegistry();
   try {
-    await using d = await startDaemon({ files: daemonFiles(reg) });
+    await using d = await startDaemon({ files: registryFiles(reg) });
     using c = d.client();
     const image = (await busybox(reg)).reference;
     const scene = await prepare(c, d, image, "crash");
@@ -267,7 +226,7 @@ Deno.test("a pod's monitor killed with SIGKILL: its containers are followed thro
 
 Deno.test("a pod's monitor killed, then the daemon killed and restarted: the same truth", async (t) => {
   const reg = await startRegistry();
-  const first = await startDaemon({ files: daemonFiles(reg) });
+  const first = await startDaemon({ files: registryFiles(reg) });
   try {
     const image = (await busybox(reg)).reference;
     const c1 = first.client();

@@ -4,8 +4,9 @@
 // right codes; stop and remove, a pause image that cannot be pulled, and SIGKILL of the daemon mid-RunPodSandbox
 // leave nothing behind.
 import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
-import type { CriCallError, CriClient, Msg } from "./cri_client.ts";
-import { LOOPBACK_NETWORK, startDaemon, type TestDaemon } from "./daemon.ts";
+import type { CriClient, Msg } from "./cri_client.ts";
+import { startDaemon, type TestDaemon } from "./daemon.ts";
+import { failure, type PodRef, registryFiles, removeAllPods, waitFor } from "./cri_helpers.ts";
 import { startRegistry, type TestRegistry } from "./fixtures/registry.ts";
 import { builtFromParts, busybox, BUSYBOX_PATH, busyboxLayer, pushImage } from "./fixtures/images.ts";
 import { expectedTree, makeConfig, makeManifest } from "./fixtures/oci.ts";
@@ -13,16 +14,6 @@ import { pushPauseImage } from "./bench/pause_image.ts";
 
 /** The pause image's command line as /proc shows it (Entrypoint /bin/sleep, Cmd 2147483647). */
 const PAUSE_CMDLINE = "/bin/sleep 2147483647";
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    const v = await fn();
-    if (v) return v;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 interface Env {
   reg: TestRegistry;
@@ -38,13 +29,12 @@ async function setup(reg: TestRegistry): Promise<Env> {
 
 function daemonFiles(env: Env, pauseImage = env.pause): Record<string, string> {
   return {
-    ...LOOPBACK_NETWORK,
-    "etc/containers/registries.conf": `[[registry]]\nlocation = "${env.reg.host}"\ninsecure = true\n`,
+    ...registryFiles(env.reg),
     "etc/davit.conf.d/20-pause.toml": `[davit.image]\npause_image = "${pauseImage}"\n`,
   };
 }
 
-type Pod = { id: string; config: Msg };
+type Pod = PodRef;
 
 async function runPod(c: CriClient, name: string, pid: string): Promise<Pod> {
   const config = {
@@ -88,19 +78,8 @@ async function podInfo(c: CriClient, id: string): Promise<Msg> {
   return JSON.parse((await c.call("PodSandboxStatus", { pod_sandbox_id: id, verbose: true })).info.info);
 }
 
-async function failure(p: Promise<unknown>): Promise<CriCallError> {
-  return await p.then(() => {
-    throw new Error("the call succeeded");
-  }, (e) => e as CriCallError);
-}
-
 async function nsLink(pid: number): Promise<string> {
   return await Deno.readLink(`/proc/${pid}/ns/pid`);
-}
-
-async function removeAllPods(c: CriClient): Promise<void> {
-  const pods = await c.call("ListPodSandbox", {}).catch(() => ({ items: [] }));
-  for (const p of pods.items) await c.call("RemovePodSandbox", { pod_sandbox_id: p.id }).catch(() => {});
 }
 
 async function runcKnows(): Promise<string[]> {

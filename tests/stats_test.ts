@@ -1,34 +1,11 @@
 // End to end: the stats RPCs through a real daemon with real runc and cgroups: CPU time and its rate, memory,
 // writable-layer usage, the filters, pod-level process counts, and NOT_FOUND for unknown IDs.
 import { assert, assertEquals } from "./assert.ts";
-import type { CriCallError, CriClient, Msg } from "./cri_client.ts";
-import { LOOPBACK_NETWORK, startDaemon } from "./daemon.ts";
+import type { Msg } from "./cri_client.ts";
+import { startDaemon } from "./daemon.ts";
+import { failure, registryFiles, removeAllPods, waitFor } from "./cri_helpers.ts";
 import { startRegistry } from "./fixtures/registry.ts";
 import { busybox } from "./fixtures/images.ts";
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    const v = await fn();
-    if (v) return v;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
-async function removeAllPods(c: CriClient): Promise<void> {
-  const pods = await c.call("ListPodSandbox", {}).catch(() => ({ items: [] }));
-  for (const p of pods.items) await c.call("RemovePodSandbox", { pod_sandbox_id: p.id }).catch(() => {});
-}
-
-async function failure(p: Promise<unknown>): Promise<CriCallError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as CriCallError;
-  }
-  throw new Error("the call succeeded");
-}
 
 const MB5 = 5 * 1024 * 1024;
 
@@ -38,8 +15,7 @@ Deno.test("container and pod stats", async (t) => {
     const bb = (await busybox(reg)).reference;
     await using d = await startDaemon({
       files: {
-        ...LOOPBACK_NETWORK,
-        "etc/containers/registries.conf": `[[registry]]\nlocation = "${reg.host}"\ninsecure = true\n`,
+        ...registryFiles(reg),
       },
     });
     using c = d.client();
@@ -97,10 +73,15 @@ Deno.test("container and pod stats", async (t) => {
     });
 
     await t.step("ContainerStats: the writable layer holds the 5 MB file", async () => {
-      const s = await waitFor("the writer's 5 MB", async () => {
-        const s = await stats(writer);
-        return s.writable_layer?.used_bytes?.value >= MB5 && s.writable_layer.inodes_used.value >= 2 ? s : undefined;
-      });
+      const s = await waitFor(
+        "the writer's 5 MB",
+        async () => {
+          const s = await stats(writer);
+          return s.writable_layer?.used_bytes?.value >= MB5 && s.writable_layer.inodes_used.value >= 2 ? s : undefined;
+        },
+        20_000,
+        100,
+      );
       assertEquals(s.writable_layer.fs_id.mountpoint, `${d.dir}/root/containers`);
       assert(s.writable_layer.timestamp > 0);
     });

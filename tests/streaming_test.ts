@@ -2,8 +2,9 @@
 // registry, spoken to with the project's own SPDY/3.1 and WebSocket clients the way kubectl and crictl speak; plus
 // hostile clients (bad, reused and expired tokens, malformed frames, oversized heads, vanishing clients).
 import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
-import type { CriClient, Msg } from "./cri_client.ts";
-import { LOOPBACK_NETWORK, startDaemon } from "./daemon.ts";
+import type { Msg } from "./cri_client.ts";
+import { startDaemon } from "./daemon.ts";
+import { registryFiles, removeAllPods, waitFor } from "./cri_helpers.ts";
 import { startRegistry } from "./fixtures/registry.ts";
 import { busybox } from "./fixtures/images.ts";
 import { makeTlsCerts } from "./fixtures/certs.ts";
@@ -11,21 +12,6 @@ import { spdyConnect, spdyForward, spdyRemote, spdyRoundTrip, wsPortForward, wsR
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    const v = await fn();
-    if (v) return v;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
-async function removeAllPods(c: CriClient): Promise<void> {
-  const pods = await c.call("ListPodSandbox", {}).catch(() => ({ items: [] }));
-  for (const p of pods.items) await c.call("RemovePodSandbox", { pod_sandbox_id: p.id }).catch(() => {});
-}
 
 async function rawRequest(url: string, head: string, extra: Uint8Array = new Uint8Array()): Promise<string> {
   const u = new URL(url);
@@ -48,8 +34,7 @@ Deno.test("exec, attach and port-forward over SPDY and WebSocket", async (t) => 
   const image = (await busybox(reg)).reference;
   await using d = await startDaemon({
     files: {
-      ...LOOPBACK_NETWORK,
-      "etc/containers/registries.conf": `[[registry]]\nlocation = "${reg.host}"\ninsecure = true\n`,
+      ...registryFiles(reg),
       "etc/davit.conf.d/10-stream.toml": '[davit.api]\nstream_token_ttl = "3s"\n',
     },
   });
@@ -319,8 +304,7 @@ Deno.test("the streaming server over TLS", async () => {
     const files = await makeTlsCerts(certDir);
     await using d = await startDaemon({
       files: {
-        ...LOOPBACK_NETWORK,
-        "etc/containers/registries.conf": `[[registry]]\nlocation = "${reg.host}"\ninsecure = true\n`,
+        ...registryFiles(reg),
         "etc/davit.conf.d/10-stream.toml":
           `[davit.api]\nstream_enable_tls = true\nstream_tls_cert = "${files.serverCert}"\n` +
           `stream_tls_key = "${files.serverKey}"\n`,

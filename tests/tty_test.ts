@@ -3,29 +3,15 @@
 // `crictl attach -it` do: resizes, typed lines, an interactive shell, stdin_once, exit codes in ContainerStatus,
 // and the CRI log holding the terminal's output as `stdout` records.
 import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
-import type { CriClient, Msg } from "./cri_client.ts";
-import { LOOPBACK_NETWORK, startDaemon } from "./daemon.ts";
+import type { Msg } from "./cri_client.ts";
+import { startDaemon } from "./daemon.ts";
+import { registryFiles, removeAllPods, waitFor } from "./cri_helpers.ts";
 import { startRegistry } from "./fixtures/registry.ts";
 import { busybox } from "./fixtures/images.ts";
 import { spdyRemote, wsRemote } from "./stream_client.ts";
 import { joinCriLog, parseCriLogLine } from "../monitor/log_format.ts";
 
 const enc = new TextEncoder();
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    const v = await fn();
-    if (v) return v;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
-async function removeAllPods(c: CriClient): Promise<void> {
-  const pods = await c.call("ListPodSandbox", {}).catch(() => ({ items: [] }));
-  for (const p of pods.items) await c.call("RemovePodSandbox", { pod_sandbox_id: p.id }).catch(() => {});
-}
 
 /** Waits for the 40x100 size a resize set (the resize and stdin streams reach the daemon in either order). */
 const WAIT_SIZE = 'for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do s=$(stty size); [ "$s" = "40 100" ] && break; ' +
@@ -36,8 +22,7 @@ Deno.test("containers with a terminal: create, attach with tty over SPDY and Web
   const image = (await busybox(reg)).reference;
   await using d = await startDaemon({
     files: {
-      ...LOOPBACK_NETWORK,
-      "etc/containers/registries.conf": `[[registry]]\nlocation = "${reg.host}"\ninsecure = true\n`,
+      ...registryFiles(reg),
     },
   });
   using c = d.client();
