@@ -136,7 +136,10 @@ export async function startDaemon(opts: StartDaemonOptions = {}): Promise<TestDa
     },
     [Symbol.asyncDispose]: async () => {
       await d.stop();
-      if (!opts.dir) await Deno.remove(dir, { recursive: true }).catch(() => {});
+      if (!opts.dir) {
+        await unmountUnder(dir);
+        await Deno.remove(dir, { recursive: true }).catch(() => {});
+      }
     },
   };
   if (!opts.noWait) {
@@ -148,6 +151,18 @@ export async function startDaemon(opts: StartDaemonOptions = {}): Promise<TestDa
     }
   }
   return d;
+}
+
+/**
+ * Unmounts what is still mounted under a test directory once its daemon is gone: a daemon a test killed with SIGKILL
+ * (or that outlived its stop grace) had no chance to release its `<runroot>/ns` mount. Deepest first, lazily.
+ */
+async function unmountUnder(dir: string): Promise<void> {
+  const info = await Deno.readTextFile("/proc/self/mountinfo").catch(() => "");
+  const points = info.split("\n").map((l) => l.split(" ")[4] ?? "").filter((m) => m === dir || m.startsWith(`${dir}/`));
+  for (const m of points.sort((a, b) => b.length - a.length)) {
+    await new Deno.Command("umount", { args: ["-l", m], stdout: "null", stderr: "null" }).output().catch(() => {});
+  }
 }
 
 async function waitForSocket(path: string, status: Promise<Deno.CommandStatus>): Promise<void> {
