@@ -17,7 +17,7 @@ const MODES: Record<string, Mode> = {
   },
   monitor: {
     load: () => import("./monitor/main.ts"),
-    help: "the pod monitor, started by the daemon (one per pod; see docs/monitor-protocol.md)",
+    help: "the pod monitor, started by the daemon (serves one or more pods; see docs/monitor-protocol.md)",
   },
   network: {
     load: () => import("./cri/network_mode.ts"),

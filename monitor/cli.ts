@@ -15,15 +15,57 @@ export function monitorPaths(dir: string): { socket: string; pid: string; log: s
   return { socket: `${dir}/monitor.sock`, pid: `${dir}/monitor.pid`, log: `${dir}/monitor.log`, exits: `${dir}/exits` };
 }
 
+/**
+ * `dir` without trailing slashes, or undefined when its socket path would not fit a unix socket address. `dir` is
+ * absolute (checked by the caller). Pure.
+ */
+export function cleanMonitorDir(dir: string): string | undefined {
+  const clean = dir.length > 1 && dir.endsWith("/") ? dir.replace(/\/+$/, "") : dir;
+  return new TextEncoder().encode(monitorPaths(clean).socket).byteLength > MAX_SOCKET_PATH ? undefined : clean;
+}
+
+/**
+ * The text of `monitor.pid`: the process's pid and its start time (field 22 of /proc/PID/stat, clock ticks since
+ * boot), so that a reader can tell the monitor from a later process that got the same pid. Older monitors wrote
+ * the pid alone. Pure.
+ */
+export function formatPidFile(pid: number, startTime: number | undefined): string {
+  return startTime === undefined ? `${pid}\n` : `${pid} ${startTime}\n`;
+}
+
+/** Reads {@link formatPidFile}'s text; undefined when it is not one. Pure. */
+export function parsePidFile(text: string): { pid: number; startTime?: number } | undefined {
+  const m = /^(\d+)(?: (\d+))?\s*$/.exec(text);
+  if (!m) return undefined;
+  const pid = Number(m[1]);
+  if (!Number.isSafeInteger(pid) || pid <= 0) return undefined;
+  return m[2] === undefined ? { pid } : { pid, startTime: Number(m[2]) };
+}
+
+/** The start time of process `pid` (field 22 of /proc/PID/stat), or undefined when it does not exist. */
+export function processStartTime(pid: number): number | undefined {
+  let stat: string;
+  try {
+    stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  } catch {
+    return undefined;
+  }
+  // The command name (field 2) is in parentheses and may hold spaces: count fields after its closing one.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const start = Number(fields[19]);
+  return Number.isSafeInteger(start) ? start : undefined;
+}
+
 /** The usage text of `davit monitor --help`. */
 export const USAGE = `Usage: davit monitor --pod-id ID --dir DIR [--log-level LEVEL]
 
-The pod monitor: started by the davit daemon, one per pod, in its own session. It creates the pod's containers
+The pod monitor: started by the davit daemon in its own session for pod ID. It creates the pod's containers
 through the OCI runtime, holds their stdio, writes their CRI logs, reaps them and records their exits, and answers
-the daemon on DIR/monitor.sock (newline-delimited JSON, see docs/monitor-protocol.md).
+the daemon on DIR/monitor.sock (newline-delimited JSON, see docs/monitor-protocol.md). The daemon may hand it more
+pods (op "adopt"), each served from its own directory; it exits once it serves none.
 
 Flags:
-  --pod-id ID        the pod this monitor serves (used in messages)
+  --pod-id ID        the first pod this monitor serves
   --dir DIR          the monitor directory (absolute): monitor.sock, monitor.pid, monitor.log, exits/
   --log-level LEVEL  trace, debug, info, warn, error or fatal (default info)
   --help             print this text`;
@@ -61,8 +103,8 @@ export function parseMonitorArgs(args: readonly string[]): MonitorArgs {
   if (!dir.startsWith("/") || dir.includes("\0")) {
     return { kind: "error", message: `--dir must be an absolute path, got ${JSON.stringify(dir)}` };
   }
-  const clean = dir.length > 1 && dir.endsWith("/") ? dir.replace(/\/+$/, "") : dir;
-  if (new TextEncoder().encode(monitorPaths(clean).socket).byteLength > MAX_SOCKET_PATH) {
+  const clean = cleanMonitorDir(dir);
+  if (clean === undefined) {
     return { kind: "error", message: `--dir is too long for a unix socket path (${MAX_SOCKET_PATH} bytes)` };
   }
   if (!isLevel(level)) return { kind: "error", message: `bad --log-level ${JSON.stringify(level)}` };

@@ -165,7 +165,18 @@ export class MonitorClient implements AsyncDisposable {
     await this.request("forget", { container_id: containerId }, opts);
   }
 
-  /** `shutdown`: the monitor exits after answering; refused while containers run unless `force`. */
+  /**
+   * `adopt` (protocol version 4): the monitor process behind this client also serves pod `podId` from `dir`, where
+   * it makes `monitor.sock`, `monitor.pid` and `exits/`; resolves to the process's pid once that socket listens.
+   */
+  async adopt(podId: string, dir: string, opts?: RequestOptions): Promise<number> {
+    return (await this.request("adopt", { pod_id: podId, dir }, opts)).pid;
+  }
+
+  /**
+   * `shutdown`: the monitor stops serving this pod (the process exits when it serves no other pod); refused while
+   * containers run unless `force`.
+   */
   async shutdown(opts: RequestOptions & { force?: boolean } = {}): Promise<void> {
     const { force, ...rest } = opts;
     await this.request("shutdown", force ? { force: true } : {}, rest);

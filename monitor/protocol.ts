@@ -22,7 +22,8 @@
  * | `wait` | `container_id` | `exit`: {@link ExitRecord}, when the exit is recorded in its exit file |
  * | `reopen_log` | `container_id` | nothing: the log path was reopened (after the kubelet renamed the file) |
  * | `forget` | `container_id` | nothing: the exited container and its exit file are dropped |
- * | `shutdown` | `force?` | nothing; the monitor exits after answering. FailedPrecondition while containers live, unless `force` |
+ * | `shutdown` | `force?` | nothing; the monitor stops serving this pod (the process exits when it serves no other). FailedPrecondition while containers live, unless `force` |
+ * | `adopt` | `pod_id`, `dir` | `pid`: this monitor process now also serves pod `pod_id` on `dir/monitor.sock` |
  * | `attach` | {@link AttachParams} | nothing; then frames (attach_frame.ts). NotFound, FailedPrecondition once exited, InvalidArgument for stdin the container lacks |
  *
  * The full description, with examples, is docs/monitor-protocol.md.
@@ -47,9 +48,11 @@ import type { ExitReason, ExitRecord } from "./exit_file.ts";
  * The protocol version, reported by `ping`. The protocol only grows compatibly (requests keep their meaning), and
  * the version is incremented with each addition, so a daemon uses an op when the monitor's version is at least the
  * one that brought it: 1, the first set; 2, `attach` ({@link ATTACH_SINCE_VERSION}); 3, `create` with `terminal`
- * ({@link TERMINAL_SINCE_VERSION}).
+ * ({@link TERMINAL_SINCE_VERSION}); 4, `adopt` ({@link ADOPT_SINCE_VERSION}).
  */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
+/** The first protocol version with `adopt` (one process serving several pods). */
+export const ADOPT_SINCE_VERSION = 4;
 /** The first protocol version with `attach`. */
 export const ATTACH_SINCE_VERSION = 2;
 /** The first protocol version whose `create` accepts `terminal: true` (older monitors refuse it: Unimplemented). */
@@ -62,7 +65,7 @@ export const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
 export const CREATE_TIMEOUT_MS = { default: 60_000, max: 600_000 } as const;
 
 /** Operation names. */
-export const OPS = ["ping", "create", "status", "wait", "reopen_log", "forget", "shutdown", "attach"] as const;
+export const OPS = ["ping", "create", "status", "wait", "reopen_log", "forget", "shutdown", "attach", "adopt"] as const;
 /** One of {@link OPS}. */
 export type Op = typeof OPS[number];
 
@@ -121,7 +124,8 @@ export type Request =
   | { id: number; op: "reopen_log"; container_id: string }
   | { id: number; op: "forget"; container_id: string }
   | { id: number; op: "shutdown"; force: boolean }
-  | ({ id: number; op: "attach" } & AttachParams);
+  | ({ id: number; op: "attach" } & AttachParams)
+  | { id: number; op: "adopt"; pod_id: string; dir: string };
 
 /** A container's life as the monitor sees it. */
 export type ContainerState = "created" | "running" | "exited";
@@ -152,6 +156,7 @@ export interface Results {
   forget: Record<string, never>;
   shutdown: Record<string, never>;
   attach: Record<string, never>;
+  adopt: { pid: number };
 }
 
 /** What {@link parseRequest} returns: a request, or the error to answer with (`id` null when unreadable). */
@@ -178,6 +183,7 @@ const FIELDS: Record<Op, readonly string[]> = {
   forget: ["container_id"],
   shutdown: ["force"],
   attach: ["container_id", "stdin", "stdout", "stderr"],
+  adopt: ["pod_id", "dir"],
 };
 
 type Obj = Record<string, unknown>;
@@ -319,6 +325,12 @@ export function parseRequest(line: string): ParsedRequest {
       case "attach":
         request = parseAttach(id, o);
         break;
+      case "adopt": {
+        const podId = str(o, "pod_id", op);
+        if (!isValidId(podId)) throw new InvalidArgument(`adopt: bad pod_id ${JSON.stringify(podId.slice(0, 140))}`);
+        request = { id, op, pod_id: podId, dir: absPath(o, "dir", op) };
+        break;
+      }
     }
     return { ok: true, request };
   } catch (err) {

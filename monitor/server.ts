@@ -12,6 +12,7 @@ import {
   FailedPrecondition,
   InvalidArgument,
   NotFound,
+  Unimplemented,
 } from "../lib/errors.ts";
 import type { AttachConn } from "./attach_conn.ts";
 import type { Logger } from "../lib/log.ts";
@@ -29,7 +30,6 @@ import {
   PROTOCOL_VERSION,
   type Request,
 } from "./protocol.ts";
-import { reapUnknownZombies } from "./reaper.ts";
 
 /** Options for {@link MonitorServer}. */
 export interface MonitorServerOptions {
@@ -41,6 +41,10 @@ export interface MonitorServerOptions {
   log: Logger;
   /** See {@link ContainerContext.drainGraceMs}; default 2 s. */
   drainGraceMs?: number;
+  /** Pids of spawned processes, shared by every pod of the process (see {@link ContainerContext.spawned}). */
+  spawned?: Set<number>;
+  /** Serves another pod from this process (`adopt`); without it, `adopt` is Unimplemented. */
+  adopt?: (podId: string, dir: string) => Promise<{ pid: number }>;
 }
 
 function recordStatus(rec: ExitRecord): ContainerStatus {
@@ -59,16 +63,18 @@ export class MonitorServer {
   readonly #creating = new Set<string>();
   readonly #stop = Promise.withResolvers<void>();
   readonly #conns = new Set<Deno.Conn>();
+  readonly #adopt: MonitorServerOptions["adopt"];
   #stopping = false;
 
   constructor(opts: MonitorServerOptions) {
     this.podId = opts.podId;
+    this.#adopt = opts.adopt;
     let consoles = 0;
     this.#ctx = {
       exitsDir: opts.exitsDir,
       log: opts.log,
       drainGraceMs: opts.drainGraceMs ?? 2000,
-      spawned: new Set(),
+      spawned: opts.spawned ?? new Set(),
       // Short (unix socket paths hold 107 bytes) and never reused by this process, so concurrent creates differ.
       consoleSocketPath: () => `${opts.dir}/c-${++consoles}.sock`,
     };
@@ -88,6 +94,18 @@ export class MonitorServer {
     let n = 0;
     for (const c of this.#containers.values()) if (c.live) n++;
     return n + this.#creating.size;
+  }
+
+  /** `create` requests in flight. */
+  get creatingCount(): number {
+    return this.#creating.size;
+  }
+
+  /** Pids of the init processes of containers that still run. */
+  initPids(): number[] {
+    const out: number[] = [];
+    for (const c of this.#containers.values()) if (c.live) out.push(c.pid);
+    return out;
   }
 
   /** Runs one request; resolves to its result fields or throws a DavitError. */
@@ -125,23 +143,16 @@ export class MonitorServer {
         this.#stopping = true;
         return {};
       }
+      case "adopt":
+        if (!this.#adopt) throw new Unimplemented("This monitor cannot serve other pods");
+        if (this.#stopping) {
+          throw new FailedPrecondition(`The monitor of pod ${JSON.stringify(this.podId)} is shutting down`);
+        }
+        return await this.#adopt(req.pod_id, req.dir);
       case "attach":
         // Served by #serveConn when it opens a connection; anywhere else it cannot take the connection over.
         throw new InvalidArgument("attach must be the first request on a connection of its own");
     }
-  }
-
-  /**
-   * Reaps zombie children that are neither container inits nor processes the monitor spawned (call on
-   * SIGCHLD). Skipped while a `create` is in flight: its init may be adopted before its pid is known.
-   */
-  reapOrphans(): number[] {
-    if (this.#creating.size > 0) return [];
-    const inits = new Set<number>();
-    for (const c of this.#containers.values()) if (c.live) inits.add(c.pid);
-    const reaped = reapUnknownZombies((pid) => inits.has(pid) || this.#ctx.spawned.has(pid));
-    if (reaped.length > 0) this.#ctx.log.debug("reaped orphans", { pids: reaped });
-    return reaped;
   }
 
   /** Accepts connections until the listener is closed. */
@@ -290,7 +301,10 @@ export class MonitorServer {
     } catch (err) {
       // A too-long line or a reset connection: answer if possible and drop the connection.
       if (err instanceof DavitError) await send(encodeError(null, err));
-      else if (!(err instanceof Deno.errors.BadResource || err instanceof Deno.errors.ConnectionReset)) {
+      else if (
+        !(err instanceof Deno.errors.BadResource || err instanceof Deno.errors.ConnectionReset ||
+          err instanceof Deno.errors.Interrupted)
+      ) {
         this.#ctx.log.warn("connection error", { err: errorMessage(err) });
       }
     }
