@@ -180,7 +180,13 @@ async function interactiveExecSteps(
 
   await t.step("tty: resize reaches the process; input is echoed; closing stdin is end of file", async () => {
     const exec = await rt.execInteractive(id, {
-      args: ["sh", "-c", "stty size; read line; stty size; echo got $line; cat; exit 5"],
+      // runc applies the new size to the container's terminal on its own SIGWINCH, asynchronously: the script
+      // waits for it to arrive instead of racing it.
+      args: [
+        "sh",
+        "-c",
+        'stty size; read line; while [ "$(stty size)" = "24 80" ]; do sleep 0.05; done; stty size; echo got $line; cat; exit 5',
+      ],
       tty: true,
       stdin: true,
       stdout: true,
