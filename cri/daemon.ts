@@ -245,7 +245,9 @@ export class Daemon {
       if (bin.ok) this.#runtimePaths.set(h.name, bin.path);
       else this.log.warn("runtime handler unusable", { handler: h.name, reason: bin.reason });
     }
-    this.#monitors = new MonitorSet(cfg.runroot, cfg.log_level);
+    this.#monitors = new MonitorSet(cfg.runroot, cfg.log_level, {
+      podsPerProcess: cfg.runtime.monitor_pods_per_process,
+    });
     const rootfs = new RootfsManager(this.#images.store, cfg.root);
     this.#rootfs = rootfs;
     const infra = new InfraManager({
@@ -326,6 +328,8 @@ export class Daemon {
     });
     await this.#pods.recover();
     await this.#containers.recover();
+    // Monitor processes of the pods still here take new pods too; a spare is started for the first new pod.
+    await this.#monitors.prepare();
     // Attachments whose pod no longer exists (removed while the daemon was down, or half-made) are released.
     await cni.gc(this.#state.pods().map((p) => p.id)).catch((err) =>
       this.log.warn("CNI garbage collection failed", { error: errorMessage(err) })

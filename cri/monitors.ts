@@ -1,34 +1,21 @@
 /**
- * The daemon's side of the pod monitors: one `davit monitor` per pod under `<runroot>/mon/<pod>`, started with the
- * pod and shut down after it is removed. Clients reconnect after a daemon restart, since the monitors outlive the
- * daemon. A monitor found dead (killed: its pid file names a process that is gone) is started again in the same
- * directory, so the pod can create containers again; the containers of the dead one are then no monitor's children,
- * and the container side learns their end from the OCI runtime (cri/orphans.ts).
+ * The daemon's side of the pod monitors. Every pod has a monitor directory `<runroot>/mon/<pod>` with the socket the
+ * daemon talks to; the processes behind them are placed here: a pod goes to a live monitor process with room
+ * (`monitor_pods_per_process`, handed over with `adopt`), or to the spare process kept ready for it, so
+ * RunPodSandbox waits for no process start-up; a process is started for it only when neither answers. When a
+ * pod is removed its monitor stops serving it, and a process left with no pod either exits or, when no other
+ * has room, stays as the spare. Clients reconnect after a daemon restart, since the monitors outlive the daemon,
+ * and the table of processes is read back from the pid files. A monitor found dead (killed: its pid file names a
+ * process that is gone) is started again for each pod it served, in the same directory, so the pod can create
+ * containers again; the containers of the dead one are then no monitor's children, and the container side learns
+ * their end from the OCI runtime (cri/orphans.ts).
  * @module
  */
 import { DavitError, errorMessage, Unavailable } from "../lib/errors.ts";
 import { type Level, logger } from "../lib/log.ts";
-import { MonitorClient, startMonitor } from "../monitor/mod.ts";
+import { MonitorClient, parsePidFile, processStartTime, startMonitor } from "../monitor/mod.ts";
+import { isSpareName, MonitorHosts, monitorPid, newSpareName } from "./monitor_hosts.ts";
 import type { PodMonitors } from "./pods.ts";
-
-/**
- * The pid of the pod's monitor if its process is alive (from the pid file, checked against /proc), 0 when it is
- * known to be gone, -1 when the monitor may still be starting (no pid file yet).
- */
-function monitorPid(dir: string, podId: string): number {
-  let pid: number;
-  try {
-    pid = Number(Deno.readTextFileSync(`${dir}/monitor.pid`).trim());
-  } catch {
-    return -1;
-  }
-  try {
-    const cmdline = Deno.readTextFileSync(`/proc/${pid}/cmdline`);
-    return cmdline.includes("monitor") && cmdline.includes(podId) ? pid : 0;
-  } catch {
-    return 0;
-  }
-}
 
 /** How long after a failed restart of a pod's monitor calls fail without trying again. */
 const RESTART_BACKOFF_MS = 10_000;
@@ -46,6 +33,10 @@ function exists(path: string): boolean {
 export class MonitorSet implements PodMonitors {
   readonly #runroot: string;
   readonly #logLevel: Level;
+  readonly #hosts: MonitorHosts;
+  /** The spare process being started, when one is. */
+  #spareLaunch: Promise<void> | undefined;
+  #closed = false;
   readonly #clients = new Map<string, MonitorClient>();
   /** Monitors being launched by this daemon (a pod's first, or a replacement), by pod. */
   readonly #starting = new Map<string, Promise<MonitorClient>>();
@@ -54,10 +45,13 @@ export class MonitorSet implements PodMonitors {
   /** When a restart last failed, by pod: not tried again for {@link RESTART_BACKOFF_MS}. */
   readonly #failedAt = new Map<string, number>();
   readonly #log = logger("monitors");
+  /** Spare placeholders being released. */
+  readonly #releasing = new Set<Promise<void>>();
 
-  constructor(runroot: string, logLevel: Level) {
+  constructor(runroot: string, logLevel: Level, opts: { podsPerProcess?: number } = {}) {
     this.#runroot = runroot;
     this.#logLevel = logLevel;
+    this.#hosts = new MonitorHosts(opts.podsPerProcess ?? 8);
   }
 
   /**
@@ -65,14 +59,140 @@ export class MonitorSet implements PodMonitors {
    * 107 bytes; 32 hex digits of a random 64-digit pod ID are as unique as needed.
    */
   dir(podId: string): string {
-    return `${this.#runroot}/mon/${podId.slice(0, 32)}`;
+    return `${this.#runroot}/mon/${this.#name(podId)}`;
   }
 
-  /** Starts the pod's monitor. */
+  #name(podId: string): string {
+    return podId.slice(0, 32);
+  }
+
+  /**
+   * At daemon start: learns which live process serves which monitor directory (from the pid files), keeps one
+   * spare, releases any other, and starts a spare in the background when no process has room.
+   */
+  async prepare(): Promise<void> {
+    const mon = `${this.#runroot}/mon`;
+    let names: string[] = [];
+    try {
+      names = [...Deno.readDirSync(mon)].filter((e) => e.isDirectory).map((e) => e.name);
+    } catch {
+      // no monitor yet
+    }
+    for (const name of names) {
+      const dir = `${mon}/${name}`;
+      const pid = monitorPid(dir, name);
+      if (pid === 0 && isSpareName(name)) await Deno.remove(dir, { recursive: true }).catch(() => {});
+      if (pid <= 0) continue;
+      let startTime: number | undefined;
+      try {
+        startTime = parsePidFile(Deno.readTextFileSync(`${dir}/monitor.pid`))?.startTime;
+      } catch {
+        continue;
+      }
+      // A monitor of an older protocol (pid file without start time) is left out: it cannot adopt pods anyway.
+      if (startTime === undefined) continue;
+      const proc = this.#hosts.process(pid, startTime);
+      if (!isSpareName(name)) this.#hosts.assign(name, proc);
+      else if (proc.spare === undefined) this.#hosts.setSpare(name, proc);
+      else this.#releaseSpare(name);
+    }
+    for (const proc of this.#hosts.all()) {
+      // A spare beside pods (a crash between an adoption and the spare's release) is not needed.
+      if (proc.spare !== undefined && proc.pods.size > 0) {
+        const spare = proc.spare;
+        this.#hosts.unassign(spare);
+        this.#releaseSpare(spare);
+      }
+    }
+    this.#log.debug("monitor processes", {
+      processes: this.#hosts.all().map((p) => ({ pid: p.pid, pods: p.pods.size, spare: p.spare !== undefined })),
+    });
+    this.#ensureRoom();
+  }
+
+  /** Starts the pod's monitor: on a process with room, or on a new one. */
   async start(podId: string): Promise<{ dir: string }> {
-    const dir = this.dir(podId);
-    await this.#launch(podId, () => startMonitor({ podId, dir, logLevel: this.#logLevel }).then((m) => m.client));
-    return { dir };
+    await this.#launch(podId, () => this.#place(podId));
+    return { dir: this.dir(podId) };
+  }
+
+  /**
+   * Hands the pod to a live process with room (the spare's placeholder then goes), or starts a process for it when
+   * none takes it. Resolves to a client of the pod's own socket.
+   */
+  async #place(podId: string): Promise<MonitorClient> {
+    const name = this.#name(podId), dir = this.dir(podId);
+    for (let attempt = 0; attempt < 3 && !this.#closed; attempt++) {
+      let proc = this.#hosts.withRoom();
+      if (!proc) {
+        this.#ensureRoom();
+        await this.#spareLaunch;
+        proc = this.#hosts.withRoom();
+      }
+      if (!proc) break;
+      // The place is taken at once, so concurrent pods do not overfill a process.
+      this.#hosts.assign(name, proc);
+      const spare = proc.spare;
+      if (spare !== undefined) this.#hosts.unassign(spare);
+      try {
+        const via = await this.#connect(spare ?? [...proc.pods].find((n) => n !== name)!);
+        const pid = await via.adopt(podId, dir);
+        const c = new MonitorClient(`${dir}/monitor.sock`);
+        try {
+          const pong = await c.ping();
+          if (pong.pid !== pid) throw new Unavailable(`pid ${pong.pid} answers on ${dir} instead of ${pid}`);
+        } catch (err) {
+          await c.close();
+          throw err;
+        }
+        if (spare !== undefined) this.#releaseSpare(spare);
+        this.#ensureRoom();
+        this.#log.debug("pod placed on a running monitor", { pod: podId, pid, pods: proc.pods.size });
+        return c;
+      } catch (err) {
+        // Gone, or a monitor too old to adopt: it keeps serving what it has, but takes no more pods.
+        this.#log.warn("cannot hand the pod to a running monitor", {
+          pod: podId,
+          pid: proc.pid,
+          error: errorMessage(err),
+        });
+        this.#hosts.drop(proc);
+        if (spare !== undefined) this.#releaseSpare(spare);
+      }
+    }
+    const m = await startMonitor({ podId, dir, logLevel: this.#logLevel });
+    this.#hosts.assign(name, this.#hosts.process(m.pid, processStartTime(m.pid)));
+    this.#ensureRoom();
+    return m.client;
+  }
+
+  /** Starts a spare process in the background unless one has room or is starting. */
+  #ensureRoom(): void {
+    if (this.#closed || this.#spareLaunch !== undefined || this.#hosts.withRoom() !== undefined) return;
+    const name = newSpareName();
+    this.#spareLaunch = startMonitor({ podId: name, dir: this.dir(name), logLevel: this.#logLevel }).then(
+      (m) => {
+        this.#clients.set(name, m.client);
+        this.#hosts.setSpare(name, this.#hosts.process(m.pid, processStartTime(m.pid)));
+        if (this.#closed) this.#releaseSpare(name);
+      },
+      (err) => this.#log.warn("cannot start a spare monitor", { error: errorMessage(err) }),
+    ).finally(() => this.#spareLaunch = undefined);
+  }
+
+  /** Ends a spare placeholder (the process exits when it serves nothing else) and removes its directory. */
+  #releaseSpare(name: string): Promise<void> {
+    const p = (async () => {
+      try {
+        await (await this.#connect(name)).shutdown({ force: true });
+      } catch (err) {
+        this.#log.debug("spare monitor already gone", { spare: name, error: errorMessage(err) });
+      }
+      await this.forgetClient(name);
+      await Deno.remove(this.dir(name), { recursive: true }).catch(() => {});
+    })();
+    this.#releasing.add(p);
+    return p.finally(() => this.#releasing.delete(p));
   }
 
   /**
@@ -109,7 +229,7 @@ export class MonitorSet implements PodMonitors {
    */
   gone(podId: string): boolean {
     if (this.#starting.has(podId)) return false;
-    return monitorPid(this.dir(podId), podId) <= 0;
+    return monitorPid(this.dir(podId), this.#name(podId)) <= 0;
   }
 
   /** Drops a client whose connection failed, so the next call reconnects. */
@@ -125,10 +245,11 @@ export class MonitorSet implements PodMonitors {
    * waited for briefly; one that never answers is killed through its pid file. A dead monitor is not restarted.
    */
   async stop(podId: string): Promise<void> {
-    const dir = this.dir(podId);
+    const dir = this.dir(podId), name = this.#name(podId);
     this.#stopping.add(podId);
     try {
       await this.#starting.get(podId)?.catch(() => {});
+      await this.#keepAsSpare(podId);
       for (let attempt = 0; attempt < 30; attempt++) {
         try {
           const c = await this.#connect(podId);
@@ -136,12 +257,15 @@ export class MonitorSet implements PodMonitors {
           break;
         } catch (err) {
           await this.forgetClient(podId);
-          const pid = monitorPid(dir, podId);
+          const pid = monitorPid(dir, name);
           if (!exists(dir) || pid === 0) {
             this.#log.debug("monitor already gone", { pod: podId, error: errorMessage(err) });
             break;
           }
-          if (attempt === 29 && pid > 0) {
+          // A process serving other pods too is not killed for this one's sake.
+          const proc = this.#hosts.of(name);
+          const alone = proc === undefined || (proc.pods.size <= 1 && proc.spare === undefined);
+          if (attempt === 29 && pid > 0 && alone) {
             this.#log.warn("monitor does not answer; killing it", { pod: podId, pid });
             try {
               Deno.kill(pid, "SIGKILL");
@@ -153,6 +277,7 @@ export class MonitorSet implements PodMonitors {
         }
       }
       await this.forgetClient(podId);
+      this.#hosts.unassign(name);
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     } finally {
       this.#stopping.delete(podId);
@@ -160,8 +285,38 @@ export class MonitorSet implements PodMonitors {
     }
   }
 
-  /** Closes every client (the monitors keep running). */
+  /**
+   * Before the pod's shutdown: when its process would be left serving nothing while no other process has room,
+   * the process takes a spare placeholder first, so it stays for the next pod instead of exiting.
+   */
+  async #keepAsSpare(podId: string): Promise<void> {
+    const proc = this.#hosts.of(this.#name(podId));
+    if (this.#closed || proc === undefined || proc.pods.size !== 1 || proc.spare !== undefined) return;
+    if (this.#spareLaunch !== undefined || this.#hosts.withRoom(proc) !== undefined) return;
+    const spare = newSpareName();
+    this.#hosts.setSpare(spare, proc);
+    try {
+      await (await this.#connect(podId)).adopt(spare, this.dir(spare));
+    } catch (err) {
+      this.#hosts.unassign(spare);
+      this.#log.debug("the pod's monitor cannot stay as the spare", { pod: podId, error: errorMessage(err) });
+    }
+  }
+
+  /**
+   * Closes every client; monitors serving pods keep running, spare ones are ended (a stopped daemon leaves no
+   * idle process behind; the next one starts a spare of its own).
+   */
   async close(): Promise<void> {
+    this.#closed = true;
+    await this.#spareLaunch;
+    for (const proc of this.#hosts.all()) {
+      if (proc.spare === undefined) continue;
+      const spare = proc.spare;
+      this.#hosts.unassign(spare);
+      this.#releaseSpare(spare);
+    }
+    await Promise.allSettled([...this.#releasing]);
     await Promise.allSettled([...this.#starting.values()]);
     for (const id of [...this.#clients.keys()]) await this.forgetClient(id);
   }
@@ -199,7 +354,9 @@ export class MonitorSet implements PodMonitors {
     }
     return this.#launch(podId, async () => {
       this.#log.warn("the pod's monitor is gone; starting a new one", { pod: podId, error: errorMessage(cause) });
-      return (await startMonitor({ podId, dir, logLevel: this.#logLevel })).client;
+      const m = await startMonitor({ podId, dir, logLevel: this.#logLevel });
+      this.#hosts.assign(this.#name(podId), this.#hosts.process(m.pid, processStartTime(m.pid)));
+      return m.client;
     });
   }
 

@@ -51,6 +51,7 @@ export interface RuntimeTable {
   seccomp_profile: string;
   log_size_max: number;
   shm_size: string;
+  monitor_pods_per_process: number;
   runtimes: Record<string, RuntimeHandlerTable>;
 }
 
@@ -157,6 +158,7 @@ export function defaultConfig(): Config {
         seccomp_profile: "",
         log_size_max: -1,
         shm_size: "64Mi",
+        monitor_pods_per_process: 8,
         runtimes: { runc: defaultRuntimeHandler("runc"), crun: defaultRuntimeHandler("crun") },
       },
       image: {
@@ -362,6 +364,14 @@ export const KEY_SPECS: readonly KeySpec[] = [
     type: "byte size",
     check: byteSize(),
     description: 'Size of the /dev/shm tmpfs each pod gets, such as "64Mi" or "1G"; davit\'s own key (not in CRI-O).',
+  },
+  {
+    key: "davit.runtime.monitor_pods_per_process",
+    type: "integer",
+    check: int({ rule: "an integer from 1 to 256", accept: (n) => n >= 1 && n <= 256 }),
+    description:
+      "How many pods one monitor process serves at most (1: a process per pod), a spare process being kept ready; " +
+      "davit's own key.",
   },
   {
     key: `${RUNTIMES_TABLE}.${HANDLER}.runtime_path`,

@@ -136,6 +136,7 @@ export async function startDaemon(opts: StartDaemonOptions = {}): Promise<TestDa
     },
     [Symbol.asyncDispose]: async () => {
       await d.stop();
+      endSpareMonitors(runroot);
       if (!opts.dir) {
         await unmountUnder(dir);
         await Deno.remove(dir, { recursive: true }).catch(() => {});
@@ -151,6 +152,51 @@ export async function startDaemon(opts: StartDaemonOptions = {}): Promise<TestDa
     }
   }
   return d;
+}
+
+/**
+ * Ends the spare monitor process a daemon keeps ready for its next pod (a daemon stopped cleanly ends it itself;
+ * one killed cannot). SIGTERM: a monitor exits on it only when none of its containers runs.
+ */
+function endSpareMonitors(runroot: string): void {
+  for (const pid of spareMonitorPids(runroot)) {
+    try {
+      if (Deno.readTextFileSync(`/proc/${pid}/cmdline`).includes("monitor")) Deno.kill(pid, "SIGTERM");
+    } catch {
+      // gone already
+    }
+  }
+}
+
+/**
+ * Pids of the daemon's spare monitor processes (kept ready for the next pod, serving none): leak checks leave them
+ * out. Read from `<runroot>/mon/spare-<hex>/monitor.pid`, plus processes started as a spare that have not written
+ * it yet (their command line names such a directory).
+ */
+export function spareMonitorPids(runroot: string): Set<number> {
+  const out = new Set<number>();
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      if (Deno.readTextFileSync(`/proc/${e.name}/cmdline`).includes(`${runroot}/mon/spare-`)) out.add(Number(e.name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  let names: string[] = [];
+  try {
+    names = [...Deno.readDirSync(`${runroot}/mon`)].map((e) => e.name).filter((n) => n.startsWith("spare-"));
+  } catch {
+    return out;
+  }
+  for (const name of names) {
+    try {
+      out.add(Number(Deno.readTextFileSync(`${runroot}/mon/${name}/monitor.pid`).trim().split(" ")[0]));
+    } catch {
+      // gone already
+    }
+  }
+  return out;
 }
 
 /**

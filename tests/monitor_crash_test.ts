@@ -4,7 +4,7 @@
 // containers normally, and removes everything; the same after a daemon restart.
 import { assert, assertEquals } from "./assert.ts";
 import type { CriClient, Msg } from "./cri_client.ts";
-import { startDaemon, type TestDaemon } from "./daemon.ts";
+import { spareMonitorPids, startDaemon, type TestDaemon } from "./daemon.ts";
 import { container, exited, failure, type PodRef, registryFiles, status, waitFor } from "./cri_helpers.ts";
 import { startRegistry } from "./fixtures/registry.ts";
 import { busybox } from "./fixtures/images.ts";
@@ -29,7 +29,8 @@ function monitorDir(d: TestDaemon, podId: string): string {
 }
 
 function monitorPid(d: TestDaemon, podId: string): number {
-  return Number(Deno.readTextFileSync(`${monitorDir(d, podId)}/monitor.pid`).trim());
+  // "PID START_TIME" (the start time tells the monitor from a later process with its pid).
+  return Number(Deno.readTextFileSync(`${monitorDir(d, podId)}/monitor.pid`).trim().split(" ")[0]);
 }
 
 /** SIGKILLs the pod's monitor and waits until it is dead; returns its pid. */
@@ -100,8 +101,10 @@ async function leftovers(d: TestDaemon, scene: Scene, ids: string[]): Promise<st
     if (await Deno.stat(dir).then(() => true, () => false)) out.push(`cgroup ${dir}`);
   }
   if (await Deno.stat(monitorDir(d, scene.pod.id)).then(() => true, () => false)) out.push("monitor directory");
+  // The process that served the pod may stay on as the daemon's spare, serving no pod.
+  const spares = spareMonitorPids(d.runroot);
   for (const e of await Array.fromAsync(Deno.readDir("/proc"))) {
-    if (!/^\d+$/.test(e.name) || !alive(Number(e.name))) continue;
+    if (!/^\d+$/.test(e.name) || !alive(Number(e.name)) || spares.has(Number(e.name))) continue;
     const cmdline = await Deno.readTextFile(`/proc/${e.name}/cmdline`).catch(() => "");
     if (cmdline.includes("monitor") && cmdline.includes(scene.pod.id)) out.push(`monitor process ${e.name}`);
   }

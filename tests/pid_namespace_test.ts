@@ -5,7 +5,7 @@
 // leave nothing behind.
 import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
 import type { CriClient, Msg } from "./cri_client.ts";
-import { startDaemon, type TestDaemon } from "./daemon.ts";
+import { spareMonitorPids, startDaemon, type TestDaemon } from "./daemon.ts";
 import { failure, type PodRef, registryFiles, removeAllPods, waitFor } from "./cri_helpers.ts";
 import { startRegistry, type TestRegistry } from "./fixtures/registry.ts";
 import { builtFromParts, busybox, BUSYBOX_PATH, busyboxLayer, pushImage } from "./fixtures/images.ts";
@@ -115,8 +115,9 @@ async function leftovers(d: TestDaemon, ids: string[]): Promise<string[]> {
   }
   for (const e of await entries(`${d.root}/containers`)) out.push(`rootfs: ${e}`);
   for (const e of await entries(`${d.runroot}/containers`)) out.push(`bundle: ${e}`);
+  const spares = spareMonitorPids(d.runroot);
   for (const e of await entries("/proc")) {
-    if (!/^\d+$/.test(e)) continue;
+    if (!/^\d+$/.test(e) || spares.has(Number(e))) continue;
     const cmdline = (await Deno.readTextFile(`/proc/${e}/cmdline`).catch(() => "")).replaceAll("\0", " ").trim();
     if (cmdline.includes("monitor") && cmdline.includes(d.runroot)) out.push(`monitor process ${e}`);
     if (cmdline === PAUSE_CMDLINE) out.push(`infra process ${e}`);

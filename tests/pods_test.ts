@@ -2,7 +2,7 @@
 // sysctls, /dev/shm, cgroup, status, filters, idempotent stop/remove, retries, and crash recovery.
 import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
 import type { CriCallError, CriClient } from "./cri_client.ts";
-import { LOOPBACK_NETWORK, startDaemon, type TestDaemon } from "./daemon.ts";
+import { LOOPBACK_NETWORK, spareMonitorPids, startDaemon, type TestDaemon } from "./daemon.ts";
 
 function podConfig(name: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
@@ -50,8 +50,9 @@ async function leftovers(d: TestDaemon): Promise<string[]> {
       out.push(`ns ${kind}: ${e.name}`);
     }
   }
+  const spares = spareMonitorPids(d.runroot);
   for (const e of await Array.fromAsync(Deno.readDir("/proc")).catch(() => [])) {
-    if (!/^\d+$/.test(e.name)) continue;
+    if (!/^\d+$/.test(e.name) || spares.has(Number(e.name))) continue;
     const cmdline = await Deno.readTextFile(`/proc/${e.name}/cmdline`).catch(() => "");
     if (cmdline.includes("monitor") && cmdline.includes(d.runroot)) out.push(`monitor process ${e.name}`);
   }
