@@ -78,12 +78,25 @@ export function allowedSyscalls(capabilities: readonly string[]): string[] {
   return [...names].sort();
 }
 
-/** The RuntimeDefault profile for a container holding `capabilities`. */
-export function defaultSeccompProfile(capabilities: readonly string[]): SeccompProfile {
+/**
+ * The seccomp architectures of a host: its own and the compat ones its kernel can run (x86_64: i386 and x32;
+ * aarch64: 32-bit arm). Others would only make the filter bigger and slower to build: no such syscall can come.
+ */
+export function seccompArchitectures(arch: string): string[] {
+  if (arch === "x86_64") return ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"];
+  if (arch === "aarch64") return ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"];
+  return [];
+}
+
+/** The RuntimeDefault profile for a container holding `capabilities`, on a host of `arch` (Deno.build.arch). */
+export function defaultSeccompProfile(
+  capabilities: readonly string[],
+  arch: string = Deno.build.arch,
+): SeccompProfile {
   return {
     defaultAction: "SCMP_ACT_ERRNO",
     defaultErrnoRet: 1, // EPERM
-    architectures: ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"],
+    architectures: seccompArchitectures(arch),
     syscalls: [{ names: allowedSyscalls(capabilities), action: "SCMP_ACT_ALLOW" }],
   };
 }

@@ -1,7 +1,7 @@
 // Table tests of spec generation: arguments, users and groups, capabilities, mounts, namespaces, security.
 import { assertEquals, assertStringIncludes, assertThrows } from "../tests/assert.ts";
 import { InvalidArgument } from "../lib/errors.ts";
-import { allowedSyscalls } from "./seccomp.ts";
+import { allowedSyscalls, defaultSeccompProfile, seccompArchitectures } from "./seccomp.ts";
 import { ALL_CAPABILITIES, capabilitiesFromMask, computeCapabilities } from "./capabilities.ts";
 import { DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, generateSpec, type SpecInput } from "./spec.ts";
 import { computeArgs, mergeEnv, resolveUser } from "./spec_user.ts";
@@ -166,6 +166,12 @@ Deno.test("env, capabilities, seccomp", async (t) => {
       assertEquals(plain.includes(n), false, n);
     }
     assertEquals(allowedSyscalls(["CAP_SYS_ADMIN"]).includes("mount"), true);
+  });
+  await t.step("the default profile names the host's own architecture and its compat ones only", () => {
+    assertEquals(seccompArchitectures("x86_64"), ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]);
+    assertEquals(seccompArchitectures("aarch64"), ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]);
+    assertEquals(defaultSeccompProfile([], "aarch64").architectures, ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]);
+    assertEquals(defaultSeccompProfile([]).architectures, seccompArchitectures(Deno.build.arch));
   });
 });
 
