@@ -34,13 +34,19 @@ export interface LifecycleOptions {
   /** Pods running at once while memory per pod is measured (default 10). */
   memPods?: number;
   parallel?: number;
+  /**
+   * The containers' seccomp profile type: "Unconfined" (default) is what a kubelet sends for a pod that names none
+   * (SeccompDefault off, its default); "RuntimeDefault" has each runtime apply its default profile.
+   */
+  seccomp?: "Unconfined" | "RuntimeDefault";
 }
 
-/** Where one side puts its pods: log directory and cgroup parent. */
+/** Where one side puts its pods: log directory and cgroup parent; and the containers' seccomp profile type. */
 interface Placement {
   logDir: string;
   cgroupParent: string;
   image: string;
+  seccomp: string;
 }
 
 /** One side's figures. */
@@ -83,8 +89,7 @@ async function podUp(c: CriClient, p: Placement, name: string, times: Times): Pr
         image: { image: p.image },
         command: ["sleep", "3600"],
         log_path: `${name}.log`,
-        // What a kubelet sends for a pod that names no seccomp profile (SeccompDefault off, its default).
-        linux: { security_context: { seccomp: { profile_type: "Unconfined" } } },
+        linux: { security_context: { seccomp: { profile_type: p.seccomp } } },
       },
       sandbox_config: config,
     }))).container_id;
@@ -155,7 +160,7 @@ async function measure(
 
 /** Runs the lifecycle benchmark. */
 export async function benchLifecycle(o: LifecycleOptions): Promise<BenchResult> {
-  const opts: Required<LifecycleOptions> = { memPods: 10, parallel: 10, ...o };
+  const opts: Required<LifecycleOptions> = { memPods: 10, parallel: 10, seccomp: "Unconfined", ...o };
   const notes: string[] = [];
   await using reg = await startRegistry();
   const image = (await busybox(reg)).reference;
@@ -177,7 +182,7 @@ export async function benchLifecycle(o: LifecycleOptions): Promise<BenchResult> 
       const monitors = () =>
         findProcesses((p) => p.argv.includes("monitor") && p.argv.some((a) => a.startsWith(d.runroot)))
           .map((p) => p.pid);
-      const placement = { logDir: `${d.dir}/pod-logs`, cgroupParent, image };
+      const placement = { logDir: `${d.dir}/pod-logs`, cgroupParent, image, seccomp: opts.seccomp };
       return await measure(c, placement, opts, d.process.pid, monitors, "davit");
     } finally {
       await new Deno.Command("ip", { args: ["link", "del", bridge], stderr: "null" }).output();
@@ -200,7 +205,7 @@ export async function benchLifecycle(o: LifecycleOptions): Promise<BenchResult> 
       using c = cd.client({ timeoutMs: 120_000 });
       // The sandbox image is pulled ahead, as a kubelet node would have it: RunPodSandbox then measures the pod.
       await c.call("PullImage", { image: { image: pause.reference } });
-      const placement = { logDir: `${cd.dir}/pod-logs`, cgroupParent, image };
+      const placement = { logDir: `${cd.dir}/pod-logs`, cgroupParent, image, seccomp: opts.seccomp };
       return await measure(c, placement, opts, cd.pid, () => cd.shims().map((s) => s.pid), "containerd");
     } finally {
       await cd.stop();
@@ -271,14 +276,17 @@ export async function benchLifecycle(o: LifecycleOptions): Promise<BenchResult> 
   notes.push(
     "containerd's sandbox (pause) container and shim are its own per-pod costs; davit pins namespaces " +
       "without an infra container",
-    "containers carry seccomp Unconfined, what a kubelet sends by default; davit's RuntimeDefault profile adds " +
-      "about 30 ms to CreateContainer (runc compiles it)",
+    opts.seccomp === "Unconfined"
+      ? "containers carry seccomp Unconfined, what a kubelet sends by default (--seccomp RuntimeDefault for each " +
+        "runtime's default profile)"
+      : "containers carry seccomp RuntimeDefault: each runtime's own default profile, compiled by runc at create",
     "davit's monitors: up to monitor_pods_per_process (default 8) pods share a process, plus one spare process " +
       "kept ready; the PSS per pod counts every monitor process, spare included",
   );
   return {
     bench: "lifecycle",
-    title: `${opts.pods} pods with a busybox "sleep 3600" container, private bridge CNI, StopContainer timeout 0`,
+    title: `${opts.pods} pods with a busybox "sleep 3600" container (seccomp ${opts.seccomp}), private bridge CNI, ` +
+      "StopContainer timeout 0",
     containerdVersion: version,
     metrics,
     notes,

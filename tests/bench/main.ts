@@ -16,6 +16,8 @@ const HELP = `usage: deno task bench <pull|lifecycle|exec|all> [flags]
 flags:
   --runs N   pull: cold pulls per runtime (default 3); exec: ExecSync calls (default 100); with all, pull only
   --pods N   lifecycle: pods per phase (default 50)
+  --seccomp Unconfined|RuntimeDefault
+             lifecycle: the containers' seccomp profile (default Unconfined, what a kubelet sends by default)
   --json     print one JSON document on stdout instead of tables (progress goes to stderr either way)
   --help     this text
 
@@ -24,12 +26,23 @@ the ratio davit/containerd; needs root, docker-registry, containerd, runc and co
 
 const BENCHES = ["pull", "lifecycle", "exec", "all"];
 
-function parse(args: string[]): { what: string; runs?: number; pods?: number; json: boolean } | string {
+type Seccomp = "Unconfined" | "RuntimeDefault";
+
+function parse(
+  args: string[],
+): { what: string; runs?: number; pods?: number; seccomp?: Seccomp; json: boolean } | string {
   let what: string | undefined, runs: number | undefined, pods: number | undefined, json = false;
+  let seccomp: Seccomp | undefined;
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     if (a === "--json") json = true;
-    else if (a === "--runs" || a === "--pods") {
+    else if (a === "--seccomp") {
+      const v = args[++i];
+      if (v !== "Unconfined" && v !== "RuntimeDefault") {
+        return `--seccomp takes Unconfined or RuntimeDefault, got ${JSON.stringify(v)}`;
+      }
+      seccomp = v;
+    } else if (a === "--runs" || a === "--pods") {
       const n = Number(args[++i]);
       if (!Number.isInteger(n) || n < 1) return `${a} needs a positive integer, got ${JSON.stringify(args[i])}`;
       if (a === "--runs") runs = n;
@@ -39,7 +52,13 @@ function parse(args: string[]): { what: string; runs?: number; pods?: number; js
   }
   if (!what) return "which benchmark? pull, lifecycle, exec or all";
   if (!BENCHES.includes(what)) return `unknown benchmark ${JSON.stringify(what)}: pull, lifecycle, exec or all`;
-  return { what, json, ...(runs !== undefined ? { runs } : {}), ...(pods !== undefined ? { pods } : {}) };
+  return {
+    what,
+    json,
+    ...(runs !== undefined ? { runs } : {}),
+    ...(pods !== undefined ? { pods } : {}),
+    ...(seccomp !== undefined ? { seccomp } : {}),
+  };
 }
 
 if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
@@ -55,7 +74,9 @@ const started = new Date().toISOString();
 const results: BenchResult[] = [];
 const all = opts.what === "all";
 if (all || opts.what === "pull") results.push(await benchPull({ runs: opts.runs ?? 3, totalMB: 200, layers: 8 }));
-if (all || opts.what === "lifecycle") results.push(await benchLifecycle({ pods: opts.pods ?? 50 }));
+if (all || opts.what === "lifecycle") {
+  results.push(await benchLifecycle({ pods: opts.pods ?? 50, ...(opts.seccomp ? { seccomp: opts.seccomp } : {}) }));
+}
 if (all || opts.what === "exec") results.push(await benchExec({ runs: all ? 100 : opts.runs ?? 100 }));
 
 if (opts.json) {
