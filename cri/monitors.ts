@@ -173,8 +173,8 @@ export class MonitorSet implements PodMonitors {
     this.#spareLaunch = startMonitor({ podId: name, dir: this.dir(name), logLevel: this.#logLevel }).then(
       (m) => {
         this.#clients.set(name, m.client);
-        this.#hosts.setSpare(name, this.#hosts.process(m.pid, processStartTime(m.pid)));
         if (this.#closed) this.#releaseSpare(name);
+        else this.#hosts.setSpare(name, this.#hosts.process(m.pid, processStartTime(m.pid)));
       },
       (err) => this.#log.warn("cannot start a spare monitor", { error: errorMessage(err) }),
     ).finally(() => this.#spareLaunch = undefined);
@@ -294,11 +294,11 @@ export class MonitorSet implements PodMonitors {
     if (this.#closed || proc === undefined || proc.pods.size !== 1 || proc.spare !== undefined) return;
     if (this.#spareLaunch !== undefined || this.#hosts.withRoom(proc) !== undefined) return;
     const spare = newSpareName();
-    this.#hosts.setSpare(spare, proc);
     try {
       await (await this.#connect(podId)).adopt(spare, this.dir(spare));
+      // Recorded once it exists: a pod placed meanwhile must not release a placeholder still being made.
+      this.#hosts.setSpare(spare, proc);
     } catch (err) {
-      this.#hosts.unassign(spare);
       this.#log.debug("the pod's monitor cannot stay as the spare", { pod: podId, error: errorMessage(err) });
     }
   }
