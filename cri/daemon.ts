@@ -237,6 +237,9 @@ export class Daemon {
       defaultNetwork: cfg.network.cni_default_network,
       timeoutMs: parseDuration(cfg.network.plugin_timeout) || 60_000,
       log: logger("cni"),
+      // The pod's `lo` is brought up where its namespace is made (runtime/pod_namespaces.ts): running the loopback
+      // plugin again, as a separate attachment, would cost a plugin start (about 20 ms here) per ADD and per DEL.
+      loopback: false,
     });
     const cni = this.#cni;
     // The monitor runs `create` itself and wants absolute runtime paths: resolve them once.
