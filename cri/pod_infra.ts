@@ -20,6 +20,7 @@ import {
   readCgroupLayout,
 } from "../runtime/mod.ts";
 import type { ImageRecord, RootfsManager } from "../storage/mod.ts";
+import { processStartTime } from "../monitor/mod.ts";
 import type { MonitorSet } from "./monitors.ts";
 
 /** What a pod's record keeps of its infra process; each field is set as soon as the thing it names exists. */
@@ -34,8 +35,27 @@ export interface InfraRecord {
   created?: boolean;
   /** The infra's host pid, once created. */
   pid?: number;
+  /** Its start time (/proc/PID/stat field 22), telling it from a later process with the same pid. */
+  startTime?: number;
   /** Set once StopPodSandbox killed it. */
   stopped?: boolean;
+}
+
+/**
+ * False when a pod's infra process is known to have died: its pid is gone, a zombie, or another process (start time
+ * differs). Read from /proc, no monitor round trip: list and status calls ask it for every such pod. True while it
+ * is being made, and, for records made before start times were kept, while the pid lives.
+ */
+export function infraAlive(rec: InfraRecord): boolean {
+  if (rec.pid === undefined || rec.pid <= 0) return true;
+  let stat: string;
+  try {
+    stat = Deno.readTextFileSync(`/proc/${rec.pid}/stat`);
+  } catch {
+    return false;
+  }
+  if (stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) === "Z") return false;
+  return rec.startTime === undefined || processStartTime(rec.pid) === rec.startTime;
 }
 
 /** The pod facts an infra process needs. */
@@ -189,6 +209,8 @@ export class InfraManager implements PodInfra {
       log_path: `${bundle}/infra.log`,
       log_size_max: 64 * 1024,
     });
+    const startTime = processStartTime(rec.pid);
+    if (startTime !== undefined) rec.startTime = startTime;
     save();
     await runtime.start(rec.id);
     this.#log.debug("infra process started", { pod: pod.id, pid: rec.pid });

@@ -17,6 +17,7 @@ function listed(daemon: Daemon, req: Message): Message[] {
   const wantState = f.state?.state as string | undefined;
   return daemon.state.pods<PodRuntime>()
     .filter((p: PodRecord<PodRuntime>) => p.state !== "creating")
+    .map((p) => daemon.pods.reconcileInfra(p))
     .filter((p) => !f.id || p.id.startsWith(f.id))
     .filter((p) => !f.state || podState(p) === wantState)
     .filter((p) => labelsMatch(p.runtime.spec.labels, f.label_selector))

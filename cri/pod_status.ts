@@ -20,7 +20,7 @@ export function podState(pod: PodRecord<PodRuntime>): string {
 export function podSandboxStatus(daemon: Daemon): UnaryHandler {
   return async (req) => {
     if (!req.pod_sandbox_id) throw new InvalidArgument("pod_sandbox_id is empty");
-    const pod = daemon.pods.get(req.pod_sandbox_id);
+    const pod = daemon.pods.reconcileInfra(daemon.pods.get(req.pod_sandbox_id));
     const s = pod.runtime.spec;
     const ips = pod.runtime.ips ?? [];
     const status: Message = {

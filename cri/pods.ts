@@ -24,7 +24,7 @@ import type { PodRecord, StateStore } from "../runtime/mod.ts";
 import { nowNanos, randomId } from "./ids.ts";
 import { KeyedMutex } from "./keyed_mutex.ts";
 import { defaultPodLogDir, podReservedName, type PodSpec } from "./pod_config.ts";
-import type { InfraRecord, PodInfra } from "./pod_infra.ts";
+import { infraAlive, type InfraRecord, type PodInfra } from "./pod_infra.ts";
 
 /** What a pod's runtime side consists of; stored with the pod so removal and recovery know what to undo. */
 export interface PodRuntime {
@@ -268,6 +268,19 @@ export class PodManager {
       }
       this.#o.state.updatePod(cur.id, { state: "notready", runtime: { ...rt } });
     });
+  }
+
+  /**
+   * A ready pod whose infra process died is not ready any more: its shared PID namespace died with it, and so did
+   * every container in it (the kernel ends a PID namespace's processes with its init). Recorded, so the pod stays
+   * not ready; the kubelet then stops and removes it and makes a new one. Answers the pod as it is now.
+   */
+  reconcileInfra(pod: PodRecord<PodRuntime>): PodRecord<PodRuntime> {
+    const rec = pod.runtime.infra;
+    if (pod.state !== "ready" || !rec || rec.stopped || infraAlive(rec)) return pod;
+    this.#log.warn("the pod's infra process died; the pod is not ready", { pod: pod.id, pid: rec.pid });
+    this.#o.state.updatePod(pod.id, { state: "notready" });
+    return { ...pod, state: "notready" };
   }
 
   /** Removes a pod and everything in it. Idempotent; an unknown pod is not an error. */

@@ -282,6 +282,34 @@ Deno.test("shared PID namespaces: pid POD through an infra process, pid TARGET, 
   });
 });
 
+Deno.test("an infra process that dies takes its pod out of ready; the pod is then stopped and removed cleanly", async () => {
+  await using reg = await startRegistry();
+  const env = await setup(reg);
+  await using d = await startDaemon({ files: daemonFiles(env) });
+  using c = d.client();
+  await using _pods = { [Symbol.asyncDispose]: () => removeAllPods(c) };
+  await c.call("PullImage", { image: { image: env.bb } });
+  const p = await runPod(c, "doomed", "POD");
+  const ctr = await run(c, p, "app", env.bb, ["sleep", "1005"], { pid: "POD" });
+  const infraPid = (await podInfo(c, p.id)).infra.pid;
+  const state = async () => (await c.call("PodSandboxStatus", { pod_sandbox_id: p.id })).status.state;
+  assertEquals(await state(), "SANDBOX_READY");
+  Deno.kill(infraPid, "SIGKILL");
+  // The PID namespace's init is gone: the kernel kills the container in it too.
+  await waitFor("the container to be reported exited", async () => {
+    const st = (await c.call("ContainerStatus", { container_id: ctr })).status;
+    return st.state === "CONTAINER_EXITED" ? st : undefined;
+  });
+  assertEquals(await state(), "SANDBOX_NOTREADY");
+  const notReady = await c.call("ListPodSandbox", { filter: { state: { state: "SANDBOX_NOTREADY" } } });
+  assertEquals(notReady.items.map((x: Msg) => x.id), [p.id]);
+  assertEquals((await c.call("ListPodSandbox", { filter: { state: { state: "SANDBOX_READY" } } })).items, []);
+  assertStringIncludes(d.logs(), "infra process died");
+  await c.call("StopPodSandbox", { pod_sandbox_id: p.id });
+  await c.call("RemovePodSandbox", { pod_sandbox_id: p.id });
+  assertEquals(await leftovers(d, [p.id, ctr]), []);
+});
+
 Deno.test("a pause image that cannot be pulled refuses pid POD pods only, naming pause_image", async () => {
   await using reg = await startRegistry();
   const env = await setup(reg);
