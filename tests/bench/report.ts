@@ -75,8 +75,18 @@ export function resultsJson(results: BenchResult[], meta: Record<string, unknown
   );
 }
 
+/**
+ * Lets what the previous side left settle before a side starts: `sync` writes back its dirty pages (a 400 MB pull
+ * would otherwise be flushed during the next side's fsyncs and charged to it), then a short pause.
+ */
+async function settle(): Promise<void> {
+  await new Deno.Command("sync").output().catch(() => {});
+  await new Promise((r) => setTimeout(r, 500));
+}
+
 /** Runs davit's side; an RPC answering UNIMPLEMENTED becomes a note ("davit: PullImage not implemented yet"). */
 export async function davitSide<T>(notes: string[], fn: () => Promise<T>): Promise<T | null> {
+  await settle();
   try {
     return await fn();
   } catch (err) {
@@ -90,6 +100,7 @@ export async function davitSide<T>(notes: string[], fn: () => Promise<T>): Promi
 
 /** Runs containerd's side; any failure becomes a note, so davit's figures still print. */
 export async function containerdSide<T>(notes: string[], fn: () => Promise<T>): Promise<T | null> {
+  await settle();
   try {
     return await fn();
   } catch (err) {
