@@ -10,7 +10,7 @@ import { startRegistry } from "../fixtures/registry.ts";
 import { startContainerd } from "./containerd.ts";
 import { pushPauseImage } from "./pause_image.ts";
 import { peakRssKiB } from "./proc.ts";
-import { type BenchResult, containerdSide, davitSide, progress } from "./report.ts";
+import { type BenchResult, containerdSide, davitSide, progress, settle } from "./report.ts";
 import { quantile } from "./stats.ts";
 
 /** Where the big image is built once and kept between runs. */
@@ -49,6 +49,7 @@ export async function benchPull(opts: PullOptions): Promise<BenchResult> {
   const davit: Run[] = [];
   await davitSide(notes, async () => {
     for (let i = 0; i < opts.runs; i++) {
+      if (i > 0) await settle(); // the previous run's 200-400 MB must not be written back during this one
       await using d = await startDaemon({
         files: { "etc/containers/registries.conf": registriesConf },
         args: ["--log-level", "info"],
@@ -69,6 +70,7 @@ export async function benchPull(opts: PullOptions): Promise<BenchResult> {
   await containerdSide(notes, async () => {
     const pause = await pushPauseImage(reg); // its sandbox image; not pulled by this benchmark
     for (let i = 0; i < opts.runs; i++) {
+      if (i > 0) await settle();
       await using cd = await startContainerd({ sandboxImage: pause.reference, insecureRegistries: [reg.host] });
       version = cd.version;
       using c = cd.client({ timeoutMs: 600_000 });

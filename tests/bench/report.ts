@@ -79,7 +79,7 @@ export function resultsJson(results: BenchResult[], meta: Record<string, unknown
  * Lets what the previous side left settle before a side starts: `sync` writes back its dirty pages (a 400 MB pull
  * would otherwise be flushed during the next side's fsyncs and charged to it), then a short pause.
  */
-async function settle(): Promise<void> {
+export async function settle(): Promise<void> {
   await new Deno.Command("sync").output().catch(() => {});
   await new Promise((r) => setTimeout(r, 500));
 }
