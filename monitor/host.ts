@@ -29,6 +29,9 @@ export function redirectStdio(logPath: string): void {
   }
 }
 
+/** The name of an adopted pod's directory. */
+const DIR_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
 /** True when a monitor answers on `socket` (another process serves that directory). */
 async function answering(socket: string): Promise<boolean> {
   let conn: Deno.UnixConn;
@@ -70,6 +73,13 @@ export class MonitorHost {
   readonly #empty = Promise.withResolvers<void>();
   /** The pod whose directory holds this process's log (stdout and stderr). */
   #logPod: string | undefined;
+  /** Where the first pod's directory is: every adopted one must be beside it. */
+  #parent: string | undefined;
+  /**
+   * Servers of pods shut down with `force` while a container of theirs still ran or was being created: the reaper
+   * must leave those processes alone until they are waited for.
+   */
+  readonly #retired = new Set<MonitorServer>();
 
   constructor(log: Logger) {
     this.#log = log;
@@ -100,6 +110,15 @@ export class MonitorHost {
   async add(podId: string, rawDir: string): Promise<{ pid: number }> {
     const dir = cleanMonitorDir(rawDir);
     if (dir === undefined) throw new InvalidArgument(`Monitor directory ${JSON.stringify(rawDir)} is too long`);
+    const slash = dir.lastIndexOf("/");
+    const parent = dir.slice(0, slash) || "/", base = dir.slice(slash + 1);
+    // Adopted pods live beside the first one (`<runroot>/mon/<name>`), under a plain name: nothing else is touched.
+    if (this.#parent !== undefined && (parent !== this.#parent || !DIR_NAME.test(base))) {
+      throw new InvalidArgument(
+        `Monitor directory ${JSON.stringify(rawDir)} must be a plain name (letters, digits, "_", ".", "-") in ` +
+          this.#parent,
+      );
+    }
     if (this.#pods.has(podId)) throw new AlreadyExists(`This monitor already serves pod ${JSON.stringify(podId)}`);
     for (const p of this.#pods.values()) {
       if (p.dir === dir) throw new AlreadyExists(`This monitor already serves ${dir} (pod ${p.podId})`);
@@ -108,6 +127,8 @@ export class MonitorHost {
       throw new AlreadyExists(`Pod ${JSON.stringify(podId)} is being adopted already`);
     }
     this.#adding.add(dir).add(podId);
+    let listener: Deno.Listener | undefined;
+    let wrotePid = false;
     try {
       const paths = monitorPaths(dir);
       Deno.mkdirSync(paths.exits, { recursive: true, mode: 0o700 });
@@ -130,16 +151,28 @@ export class MonitorHost {
       const tmp = `${paths.pid}.tmp`;
       Deno.writeTextFileSync(tmp, formatPidFile(Deno.pid, this.#startTime), { mode: 0o644 });
       Deno.renameSync(tmp, paths.pid);
+      wrotePid = true;
       removeQuietly(paths.socket);
-      const listener = Deno.listen({ transport: "unix", path: paths.socket });
+      listener = Deno.listen({ transport: "unix", path: paths.socket });
       Deno.chmodSync(paths.socket, 0o600);
       const served: Served = { podId, dir, server, listener, serving: server.serve(listener) };
       this.#pods.set(podId, served);
+      this.#parent ??= parent;
       server.stopped.then(() => this.#remove(served));
       log.info("serving pod", { pid: Deno.pid, dir, pods: this.#pods.size });
       return { pid: Deno.pid };
     } catch (err) {
       if (this.#logPod === podId) this.#logPod = undefined;
+      // Nothing half-made stays: a pid file naming this live process would make the directory look served.
+      if (listener !== undefined) {
+        try {
+          listener.close();
+        } catch {
+          // closed already
+        }
+        removeQuietly(monitorPaths(dir).socket);
+      }
+      if (wrotePid) removeQuietly(monitorPaths(dir).pid);
       if (err instanceof AlreadyExists || err instanceof InvalidArgument) throw err;
       throw new FailedPrecondition(`Cannot serve pod ${JSON.stringify(podId)} from ${dir}: ${errorMessage(err)}`, {
         cause: err,
@@ -151,14 +184,16 @@ export class MonitorHost {
   }
 
   /**
-   * Reaps zombie children that are no pod's container init and no spawned process (call on SIGCHLD). Skipped
-   * while any pod has a `create` in flight: its init may be adopted before its pid is known.
+   * Reaps zombie children that are no pod's container init and no spawned process (call on SIGCHLD). Skipped,
+   * answering undefined, while any pod has a `create` in flight (its init may be adopted before its pid is known):
+   * the caller tries again later.
    */
-  reapOrphans(): number[] {
+  reapOrphans(): number[] | undefined {
     const inits = new Set<number>();
-    for (const p of this.#pods.values()) {
-      if (p.server.creatingCount > 0) return [];
-      for (const pid of p.server.initPids()) inits.add(pid);
+    for (const r of [...this.#retired]) if (r.liveCount === 0) this.#retired.delete(r);
+    for (const server of [...[...this.#pods.values()].map((p) => p.server), ...this.#retired]) {
+      if (server.creatingCount > 0) return undefined;
+      for (const pid of server.initPids()) inits.add(pid);
     }
     const reaped = reapUnknownZombies((pid) => inits.has(pid) || this.#spawned.has(pid));
     if (reaped.length > 0) this.#log.debug("reaped orphans", { pids: reaped });
@@ -180,6 +215,7 @@ export class MonitorHost {
   #remove(p: Served): void {
     if (this.#pods.get(p.podId) !== p) return;
     this.#pods.delete(p.podId);
+    if (p.server.liveCount > 0) this.#retired.add(p.server);
     try {
       p.listener.close();
     } catch {

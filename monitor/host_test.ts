@@ -3,7 +3,7 @@
 // shutdown leaves the second served (and the process log moved to its directory); the last shutdown ends the
 // process. Refusals: a directory or pod served already, a bad pod ID, a directory too long for a socket.
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "../tests/assert.ts";
-import { AlreadyExists, InvalidArgument } from "../lib/errors.ts";
+import { AlreadyExists, FailedPrecondition, InvalidArgument } from "../lib/errors.ts";
 import { makeBusyboxBundle } from "../runtime/oci_runtime_conformance.ts";
 import { parsePidFile, processStartTime } from "./cli.ts";
 import { MonitorClient } from "./client.ts";
@@ -75,7 +75,17 @@ Deno.test("one monitor process serves two pods handed over with adopt", async (t
       assertStringIncludes(bad.message, "pod_id");
       await assertRejects(() => m.client.adopt(`pod-c-${tag}`, `${dir}/${"x".repeat(120)}`), InvalidArgument);
       await assertRejects(() => m.client.adopt(`pod-c-${tag}`, "relative/dir"), InvalidArgument);
-      assert(!exists(`${dir}/c`), "nothing made for refused adoptions");
+      // Only a plain name beside the first pod's directory.
+      const elsewhere = await assertRejects(() => m.client.adopt(`pod-c-${tag}`, `${dir}/sub/c`), InvalidArgument);
+      assertStringIncludes(elsewhere.message, "plain name");
+      await assertRejects(() => m.client.adopt(`pod-c-${tag}`, `${dir}/..`), InvalidArgument);
+      await assertRejects(() => m.client.adopt(`pod-c-${tag}`, "/etc/c"), InvalidArgument);
+      assert(!exists(`${dir}/c`) && !exists(`${dir}/sub`), "nothing made for refused adoptions");
+      // A socket path that cannot be listened on: the adoption fails and leaves no pid file naming this process.
+      Deno.mkdirSync(`${dir}/d/monitor.sock/x`, { recursive: true });
+      await assertRejects(() => m.client.adopt(`pod-d-${tag}`, `${dir}/d`), FailedPrecondition);
+      assert(!exists(`${dir}/d/monitor.pid`), "no pid file left by a failed adoption");
+      assertEquals((await m.client.ping()).pid, m.pid);
     });
 
     await t.step("containers of both pods run, log and exit through the one process", async () => {

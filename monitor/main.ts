@@ -56,7 +56,8 @@ export async function main(args: string[]): Promise<number> {
     setTimeout(() => {
       reapQueued = false;
       try {
-        host.reapOrphans();
+        // Skipped while a create is in flight: look again shortly, or a zombie would wait for the next SIGCHLD.
+        if (host.reapOrphans() === undefined) onChild();
       } catch (err) {
         log.warn("orphan reaping failed", { err: errorMessage(err) });
       }
