@@ -329,10 +329,11 @@ export class Daemon {
       logDir: cfg.log_dir,
       logSizeMax: cfg.runtime.log_size_max,
     });
+    // First which process serves which pod (recovery may stop pods, and must know who else a process serves);
+    // those processes take new pods too, and a spare is started for the first new pod when none has room.
+    await this.#monitors.prepare();
     await this.#pods.recover();
     await this.#containers.recover();
-    // Monitor processes of the pods still here take new pods too; a spare is started for the first new pod.
-    await this.#monitors.prepare();
     // Attachments whose pod no longer exists (removed while the daemon was down, or half-made) are released.
     await cni.gc(this.#state.pods().map((p) => p.id)).catch((err) =>
       this.log.warn("CNI garbage collection failed", { error: errorMessage(err) })

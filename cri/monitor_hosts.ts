@@ -113,19 +113,24 @@ export class MonitorHosts {
 
   /**
    * A live process that can take one more pod, or undefined: the fullest one first, so pods gather on few
-   * processes and a spare stays free. Dead processes met on the way are forgotten.
+   * processes and a spare stays free. Dead processes (full ones too) are forgotten on the way.
    */
   withRoom(except?: MonitorProcess): MonitorProcess | undefined {
     let best: MonitorProcess | undefined;
     for (const p of [...this.#procs]) {
-      if (p === except || p.pods.size >= this.maxPods) continue;
       if (!this.#alive(p)) {
         this.drop(p);
         continue;
       }
+      if (p === except || p.pods.size >= this.maxPods) continue;
       if (!best || p.pods.size > best.pods.size) best = p;
     }
     return best;
+  }
+
+  /** True while the process lives (by the check given to the constructor). */
+  alive(p: MonitorProcess): boolean {
+    return this.#alive(p);
   }
 
   /** Every known process. */

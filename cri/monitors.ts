@@ -14,11 +14,24 @@
 import { DavitError, errorMessage, Unavailable } from "../lib/errors.ts";
 import { type Level, logger } from "../lib/log.ts";
 import { MonitorClient, parsePidFile, processStartTime, startMonitor } from "../monitor/mod.ts";
-import { isSpareName, MonitorHosts, monitorPid, newSpareName } from "./monitor_hosts.ts";
+import { isSpareName, MonitorHosts, monitorPid, type MonitorProcess, newSpareName } from "./monitor_hosts.ts";
 import type { PodMonitors } from "./pods.ts";
 
 /** How long after a failed restart of a pod's monitor calls fail without trying again. */
 const RESTART_BACKOFF_MS = 10_000;
+
+function isKind(err: unknown, kind: string): boolean {
+  return err instanceof DavitError && err.kind === kind;
+}
+
+function olderThan(path: string, ms: number): boolean {
+  try {
+    const m = Deno.statSync(path).mtime;
+    return m !== null && Date.now() - m.getTime() > ms;
+  } catch {
+    return false;
+  }
+}
 
 function exists(path: string): boolean {
   try {
@@ -36,6 +49,8 @@ export class MonitorSet implements PodMonitors {
   readonly #hosts: MonitorHosts;
   /** The spare process being started, when one is. */
   #spareLaunch: Promise<void> | undefined;
+  /** The last spare could not be started. */
+  #spareFailed = false;
   #closed = false;
   readonly #clients = new Map<string, MonitorClient>();
   /** Monitors being launched by this daemon (a pod's first, or a replacement), by pod. */
@@ -47,6 +62,11 @@ export class MonitorSet implements PodMonitors {
   readonly #log = logger("monitors");
   /** Spare placeholders being released. */
   readonly #releasing = new Set<Promise<void>>();
+  /**
+   * Adoptions (placements and spares kept), one at a time: a process is asked through a pod it already serves,
+   * which must not be one whose own adoption or shutdown is under way.
+   */
+  #adopting: Promise<unknown> = Promise.resolve();
 
   constructor(runroot: string, logLevel: Level, opts: { podsPerProcess?: number } = {}) {
     this.#runroot = runroot;
@@ -81,7 +101,11 @@ export class MonitorSet implements PodMonitors {
     for (const name of names) {
       const dir = `${mon}/${name}`;
       const pid = monitorPid(dir, name);
-      if (pid === 0 && isSpareName(name)) await Deno.remove(dir, { recursive: true }).catch(() => {});
+      if (isSpareName(name) && (pid === 0 || (pid < 0 && olderThan(dir, 30_000)))) {
+        // A dead spare, or one released while the daemon stopped before removing it (a spare being started has
+        // no pid file for the few seconds its start takes).
+        await Deno.remove(dir, { recursive: true }).catch(() => {});
+      }
       if (pid <= 0) continue;
       let startTime: number | undefined;
       try {
@@ -110,6 +134,20 @@ export class MonitorSet implements PodMonitors {
     this.#ensureRoom();
   }
 
+  /** Runs `fn` after every adoption before it (see #adopting). */
+  #serially<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.#adopting.then(fn);
+    this.#adopting = p.catch(() => {});
+    return p;
+  }
+
+  /** A name through which `proc` can be asked to adopt: its spare, or a pod that is neither new nor stopping. */
+  #via(proc: MonitorProcess, except: string): string | undefined {
+    if (proc.spare !== undefined) return proc.spare;
+    const stopping = new Set([...this.#stopping].map((id) => this.#name(id)));
+    return [...proc.pods].find((n) => n !== except && !stopping.has(n));
+  }
+
   /** Starts the pod's monitor: on a process with room, or on a new one. */
   async start(podId: string): Promise<{ dir: string }> {
     await this.#launch(podId, () => this.#place(podId));
@@ -122,48 +160,76 @@ export class MonitorSet implements PodMonitors {
    */
   async #place(podId: string): Promise<MonitorClient> {
     const name = this.#name(podId), dir = this.dir(podId);
-    for (let attempt = 0; attempt < 3 && !this.#closed; attempt++) {
-      let proc = this.#hosts.withRoom();
-      if (!proc) {
+    // Waiting for room (a spare being started) is not a failure; three failed adoptions, or no room after a spare
+    // could not be started, mean a process of the pod's own.
+    let failures = 0;
+    for (let round = 0; round < 50 && failures < 3 && !this.#closed; round++) {
+      if (!this.#hosts.withRoom()) {
         this.#ensureRoom();
         await this.#spareLaunch;
-        proc = this.#hosts.withRoom();
+        if (!this.#hosts.withRoom() && this.#spareFailed) break;
       }
-      if (!proc) break;
-      // The place is taken at once, so concurrent pods do not overfill a process.
-      this.#hosts.assign(name, proc);
-      const spare = proc.spare;
-      if (spare !== undefined) this.#hosts.unassign(spare);
-      try {
-        const via = await this.#connect(spare ?? [...proc.pods].find((n) => n !== name)!);
-        const pid = await via.adopt(podId, dir);
-        const c = new MonitorClient(`${dir}/monitor.sock`);
-        try {
-          const pong = await c.ping();
-          if (pong.pid !== pid) throw new Unavailable(`pid ${pong.pid} answers on ${dir} instead of ${pid}`);
-        } catch (err) {
-          await c.close();
-          throw err;
-        }
-        if (spare !== undefined) this.#releaseSpare(spare);
-        this.#ensureRoom();
-        this.#log.debug("pod placed on a running monitor", { pod: podId, pid, pods: proc.pods.size });
-        return c;
-      } catch (err) {
-        // Gone, or a monitor too old to adopt: it keeps serving what it has, but takes no more pods.
-        this.#log.warn("cannot hand the pod to a running monitor", {
-          pod: podId,
-          pid: proc.pid,
-          error: errorMessage(err),
-        });
-        this.#hosts.drop(proc);
-        if (spare !== undefined) this.#releaseSpare(spare);
-      }
+      const placed = await this.#serially(() => this.#adoptOn(podId, name, dir));
+      if (placed === "retry") failures++;
+      else if (placed !== "none") return placed;
     }
     const m = await startMonitor({ podId, dir, logLevel: this.#logLevel });
     this.#hosts.assign(name, this.#hosts.process(m.pid, processStartTime(m.pid)));
     this.#ensureRoom();
     return m.client;
+  }
+
+  /**
+   * One placement attempt, run serially: the fullest live process with room adopts the pod (through its spare
+   * placeholder, which then goes, or one of its pods). "none" when no process has room, "retry" when this one
+   * failed; a process is forgotten only when it is dead or cannot adopt at all (older protocol).
+   */
+  async #adoptOn(podId: string, name: string, dir: string): Promise<MonitorClient | "none" | "retry"> {
+    const proc = this.#hosts.withRoom();
+    if (!proc) return "none";
+    const via = this.#via(proc, name);
+    if (via === undefined) return "retry"; // every pod it serves is stopping
+    const spare = proc.spare;
+    this.#hosts.assign(name, proc);
+    if (spare !== undefined) this.#hosts.unassign(spare);
+    try {
+      let pid: number;
+      try {
+        pid = await (await this.#connect(via)).adopt(podId, dir);
+      } catch (err) {
+        // An earlier attempt that timed out may have succeeded after all: then the pod's socket answers already.
+        if (!isKind(err, "AlreadyExists")) throw err;
+        pid = proc.pid;
+      }
+      const c = new MonitorClient(`${dir}/monitor.sock`);
+      try {
+        const pong = await c.ping();
+        if (pong.pid !== proc.pid) throw new Unavailable(`pid ${pong.pid} answers on ${dir} instead of ${pid}`);
+      } catch (err) {
+        await c.close();
+        throw err;
+      }
+      if (spare !== undefined) this.#releaseSpare(spare);
+      this.#ensureRoom();
+      this.#log.debug("pod placed on a running monitor", { pod: podId, pid, pods: proc.pods.size });
+      return c;
+    } catch (err) {
+      this.#hosts.unassign(name);
+      const unusable = isKind(err, "Unimplemented") || isKind(err, "InvalidArgument") || !this.#hosts.alive(proc);
+      this.#log.warn("cannot hand the pod to a running monitor", {
+        pod: podId,
+        pid: proc.pid,
+        error: errorMessage(err),
+        ...(unusable ? { forgotten: true } : {}),
+      });
+      if (unusable) {
+        this.#hosts.drop(proc);
+        if (spare !== undefined) this.#releaseSpare(spare);
+      } else if (spare !== undefined) {
+        this.#hosts.setSpare(spare, proc);
+      }
+      return "retry";
+    }
   }
 
   /** Starts a spare process in the background unless one has room or is starting. */
@@ -172,11 +238,15 @@ export class MonitorSet implements PodMonitors {
     const name = newSpareName();
     this.#spareLaunch = startMonitor({ podId: name, dir: this.dir(name), logLevel: this.#logLevel }).then(
       (m) => {
+        this.#spareFailed = false;
         this.#clients.set(name, m.client);
         if (this.#closed) this.#releaseSpare(name);
         else this.#hosts.setSpare(name, this.#hosts.process(m.pid, processStartTime(m.pid)));
       },
-      (err) => this.#log.warn("cannot start a spare monitor", { error: errorMessage(err) }),
+      (err) => {
+        this.#spareFailed = true;
+        this.#log.warn("cannot start a spare monitor", { error: errorMessage(err) });
+      },
     ).finally(() => this.#spareLaunch = undefined);
   }
 
@@ -289,18 +359,22 @@ export class MonitorSet implements PodMonitors {
    * Before the pod's shutdown: when its process would be left serving nothing while no other process has room,
    * the process takes a spare placeholder first, so it stays for the next pod instead of exiting.
    */
-  async #keepAsSpare(podId: string): Promise<void> {
-    const proc = this.#hosts.of(this.#name(podId));
-    if (this.#closed || proc === undefined || proc.pods.size !== 1 || proc.spare !== undefined) return;
-    if (this.#spareLaunch !== undefined || this.#hosts.withRoom(proc) !== undefined) return;
-    const spare = newSpareName();
-    try {
-      await (await this.#connect(podId)).adopt(spare, this.dir(spare));
-      // Recorded once it exists: a pod placed meanwhile must not release a placeholder still being made.
-      this.#hosts.setSpare(spare, proc);
-    } catch (err) {
-      this.#log.debug("the pod's monitor cannot stay as the spare", { pod: podId, error: errorMessage(err) });
-    }
+  #keepAsSpare(podId: string): Promise<void> {
+    return this.#serially(async () => {
+      const proc = this.#hosts.of(this.#name(podId));
+      if (this.#closed || proc === undefined || proc.pods.size !== 1 || proc.spare !== undefined) return;
+      if (this.#spareLaunch !== undefined || this.#hosts.withRoom(proc) !== undefined) return;
+      const spare = newSpareName();
+      try {
+        await (await this.#connect(podId)).adopt(spare, this.dir(spare));
+      } catch (err) {
+        this.#log.debug("the pod's monitor cannot stay as the spare", { pod: podId, error: errorMessage(err) });
+        return;
+      }
+      // Recorded once it exists, and only while the daemon runs (close() ends spares after the adoptions).
+      if (this.#closed) this.#releaseSpare(spare);
+      else this.#hosts.setSpare(spare, proc);
+    });
   }
 
   /**
@@ -310,6 +384,7 @@ export class MonitorSet implements PodMonitors {
   async close(): Promise<void> {
     this.#closed = true;
     await this.#spareLaunch;
+    await this.#adopting;
     for (const proc of this.#hosts.all()) {
       if (proc.spare === undefined) continue;
       const spare = proc.spare;

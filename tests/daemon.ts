@@ -170,30 +170,34 @@ function endSpareMonitors(runroot: string): void {
 
 /**
  * Pids of the daemon's spare monitor processes (kept ready for the next pod, serving none): leak checks leave them
- * out. Read from `<runroot>/mon/spare-<hex>/monitor.pid`, plus processes started as a spare that have not written
- * it yet (their command line names such a directory).
+ * out. A spare is a process that the pid files of `<runroot>/mon/spare-<hex>` name and no pod's pid file names, or
+ * one started as a spare (its command line names such a directory) that no pid file names yet.
  */
 export function spareMonitorPids(runroot: string): Set<number> {
-  const out = new Set<number>();
-  for (const e of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(e.name)) continue;
-    try {
-      if (Deno.readTextFileSync(`/proc/${e.name}/cmdline`).includes(`${runroot}/mon/spare-`)) out.add(Number(e.name));
-    } catch {
-      // gone meanwhile
-    }
-  }
+  const spareNamed = new Set<number>(), podNamed = new Set<number>();
   let names: string[] = [];
   try {
-    names = [...Deno.readDirSync(`${runroot}/mon`)].map((e) => e.name).filter((n) => n.startsWith("spare-"));
+    names = [...Deno.readDirSync(`${runroot}/mon`)].map((e) => e.name);
   } catch {
-    return out;
+    // no monitor directory
   }
   for (const name of names) {
     try {
-      out.add(Number(Deno.readTextFileSync(`${runroot}/mon/${name}/monitor.pid`).trim().split(" ")[0]));
+      const pid = Number(Deno.readTextFileSync(`${runroot}/mon/${name}/monitor.pid`).trim().split(" ")[0]);
+      (name.startsWith("spare-") ? spareNamed : podNamed).add(pid);
     } catch {
-      // gone already
+      // no pid file
+    }
+  }
+  const out = new Set([...spareNamed].filter((pid) => !podNamed.has(pid)));
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    const pid = Number(e.name);
+    if (spareNamed.has(pid) || podNamed.has(pid)) continue;
+    try {
+      if (Deno.readTextFileSync(`/proc/${e.name}/cmdline`).includes(`${runroot}/mon/spare-`)) out.add(pid);
+    } catch {
+      // gone meanwhile
     }
   }
   return out;
