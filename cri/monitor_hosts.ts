@@ -6,7 +6,7 @@
  * and shutting down are cri/monitors.ts's.
  * @module
  */
-import { parsePidFile, processStartTime } from "../monitor/mod.ts";
+import { parsePidFile, processAlive } from "../monitor/mod.ts";
 
 /** A monitor process as the daemon knows it. */
 export interface MonitorProcess {
@@ -47,7 +47,8 @@ export function monitorPid(dir: string, name: string): number {
   }
   const parsed = parsePidFile(text);
   if (!parsed) return 0;
-  if (parsed.startTime !== undefined) return processStartTime(parsed.pid) === parsed.startTime ? parsed.pid : 0;
+  // A zombie is gone too: the daemon that started the monitor may not have reaped it yet.
+  if (parsed.startTime !== undefined) return processAlive(parsed.pid, parsed.startTime) ? parsed.pid : 0;
   try {
     const cmdline = Deno.readTextFileSync(`/proc/${parsed.pid}/cmdline`);
     return cmdline.includes("monitor") && cmdline.includes(name) ? parsed.pid : 0;
@@ -63,10 +64,10 @@ export class MonitorHosts {
   readonly #procs = new Set<MonitorProcess>();
   readonly #byName = new Map<string, MonitorProcess>();
 
-  /** `alive` defaults to comparing the process's start time with the one recorded. */
+  /** `alive` defaults to the process running (not a zombie) with the start time recorded. */
   constructor(maxPods: number, alive?: (p: MonitorProcess) => boolean) {
     this.maxPods = maxPods;
-    this.#alive = alive ?? ((p) => p.startTime !== undefined && processStartTime(p.pid) === p.startTime);
+    this.#alive = alive ?? ((p) => p.startTime !== undefined && processAlive(p.pid, p.startTime));
   }
 
   /** The process with this pid, made known if it is not yet. */

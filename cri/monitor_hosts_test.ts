@@ -1,7 +1,7 @@
 // The table of monitor processes: placement by room (fullest first), spares, dead processes, forgetting.
 import { assert, assertEquals } from "../tests/assert.ts";
 import { isSpareName, MonitorHosts, monitorPid, newSpareName } from "./monitor_hosts.ts";
-import { parsePidFile, processStartTime } from "../monitor/mod.ts";
+import { parsePidFile, processAlive, processStartTime } from "../monitor/mod.ts";
 import { formatPidFile } from "../monitor/cli.ts";
 
 Deno.test("pid files: pid and start time, or the pid alone of older monitors", () => {
@@ -9,6 +9,8 @@ Deno.test("pid files: pid and start time, or the pid alone of older monitors", (
   assertEquals(parsePidFile(formatPidFile(42, undefined)), { pid: 42 });
   for (const bad of ["", "x", "0\n", "-1", "1 2 3", "12 ab"]) assertEquals(parsePidFile(bad), undefined, bad);
   assert(processStartTime(Deno.pid)! > 0);
+  assert(processAlive(Deno.pid, processStartTime(Deno.pid)!));
+  assert(!processAlive(Deno.pid, processStartTime(Deno.pid)! + 1), "another start time: another process");
   assertEquals(processStartTime(2 ** 22 + 1), undefined);
 });
 

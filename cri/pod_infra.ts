@@ -20,7 +20,7 @@ import {
   readCgroupLayout,
 } from "../runtime/mod.ts";
 import type { ImageRecord, RootfsManager } from "../storage/mod.ts";
-import { processStartTime } from "../monitor/mod.ts";
+import { processAlive, processStartTime } from "../monitor/mod.ts";
 import type { MonitorSet } from "./monitors.ts";
 
 /** What a pod's record keeps of its infra process; each field is set as soon as the thing it names exists. */
@@ -48,14 +48,13 @@ export interface InfraRecord {
  */
 export function infraAlive(rec: InfraRecord): boolean {
   if (rec.pid === undefined || rec.pid <= 0) return true;
-  let stat: string;
+  if (rec.startTime !== undefined) return processAlive(rec.pid, rec.startTime);
   try {
-    stat = Deno.readTextFileSync(`/proc/${rec.pid}/stat`);
+    const stat = Deno.readTextFileSync(`/proc/${rec.pid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
   } catch {
     return false;
   }
-  if (stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) === "Z") return false;
-  return rec.startTime === undefined || processStartTime(rec.pid) === rec.startTime;
 }
 
 /** The pod facts an infra process needs. */

@@ -56,6 +56,21 @@ export function processStartTime(pid: number): number | undefined {
   return Number.isSafeInteger(start) ? start : undefined;
 }
 
+/**
+ * True when process `pid` runs and started at `startTime` (field 22 of /proc/PID/stat): not gone, not a zombie
+ * waiting for its parent to reap it, and not a later process that got the same pid.
+ */
+export function processAlive(pid: number, startTime: number): boolean {
+  let stat: string;
+  try {
+    stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  } catch {
+    return false;
+  }
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return fields[0] !== "Z" && fields[0] !== "X" && Number(fields[19]) === startTime;
+}
+
 /** The usage text of `davit monitor --help`. */
 export const USAGE = `Usage: davit monitor --pod-id ID --dir DIR [--log-level LEVEL]
 

@@ -7,6 +7,6 @@ export { type AttachOptions, MonitorClient } from "./client.ts";
 export { startMonitor } from "./start.ts";
 export type { ContainerStatus } from "./protocol.ts";
 export { ADOPT_SINCE_VERSION, ATTACH_SINCE_VERSION, TERMINAL_SINCE_VERSION } from "./protocol.ts";
-export { parsePidFile, processStartTime } from "./cli.ts";
+export { parsePidFile, processAlive, processStartTime } from "./cli.ts";
 export type { AttachSession, AttachStreams } from "./attach_session.ts";
 export type { ExitRecord } from "./exit_file.ts";
