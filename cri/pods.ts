@@ -48,7 +48,7 @@ export interface PodNetwork {
   tearDown(pod: { id: string; spec: PodSpec; netns?: string }): Promise<void>;
 }
 
-/** The pod monitor, one per pod (started with the pod, stopped after removal). */
+/** The pod monitor (a process that may serve several pods; placed with the pod, released after its removal). */
 export interface PodMonitors {
   start(podId: string): Promise<{ dir: string }>;
   stop(podId: string): Promise<void>;
